@@ -1,0 +1,195 @@
+"""REST for datasets: list datasets and versions, page through a version's rows, add a version from JSONL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.api.auth import HasWriteScope
+from apps.api.errors import ApiError
+from apps.datasets import services
+from apps.datasets.models import Dataset, DatasetVersion, DatasetVersionItem
+
+PER_PAGE = 100
+
+
+class JsonLinesParser(BaseParser):
+    """The body as text: one JSON object per line ({"input": {...}, "expected": ..., "metadata": {...}})."""
+
+    media_type = "application/x-ndjson"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> str:
+        raw = stream.read() if stream is not None else b""
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "invalid_encoding", f"The body is not UTF-8 (byte {exc.start}).")
+
+
+def _check_name(name: str) -> str:
+    if len(name) > 100 or "\x00" in name:  # the database cannot even be asked about a NUL character
+        raise ApiError(404, "dataset_not_found", "No such dataset in this project.")
+    return name
+
+
+def _dataset(project_id: int, name: str) -> Dataset:
+    dataset = Dataset.objects.filter(project_id=project_id, name=_check_name(name)).first()
+    if dataset is None:
+        raise ApiError(404, "dataset_not_found", f"No dataset called '{name[:100]}' in this project.")
+    return dataset
+
+
+def _version_summary(version: DatasetVersion) -> dict[str, Any]:
+    return {
+        "version": version.number,
+        "message": version.message,
+        "rows": version.row_count,
+        "input_columns": version.input_columns,
+        "metadata_columns": version.metadata_columns,
+        "has_expected": version.has_expected,
+        "author": version.author_repr,
+        "created_at": version.created_at,
+    }
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_jsonl", f"Line {number}, column {exc.colno}: {exc.msg}.", line=number)
+        if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
+            raise ApiError(
+                400,
+                "invalid_jsonl",
+                f'Line {number}: expected {{"input": {{...}}, "expected": ..., "metadata": {{}}}}.',
+            )
+        records.append(record)
+    if not records:
+        raise ApiError(400, "empty_body", "The body has no rows: send one JSON object per line.")
+    return records
+
+
+@extend_schema(operation_id="datasets_list", summary="The project's datasets", responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET"])
+def dataset_list(request: Request) -> Response:
+    rows = Dataset.objects.filter(project_id=request.auth.project_id).order_by("name")
+    newest = {
+        v["dataset_id"]: v
+        for v in DatasetVersion.objects.filter(dataset__in=rows)
+        .order_by("dataset_id", "-number")
+        .values("dataset_id", "number", "row_count")
+    }
+    return Response(
+        {
+            "datasets": [
+                {
+                    "name": d.name,
+                    "description": d.description,
+                    "newest_version": newest.get(d.pk, {}).get("number"),
+                    "rows": newest.get(d.pk, {}).get("row_count"),
+                }
+                for d in rows
+            ]
+        }
+    )
+
+
+@extend_schema(
+    methods=["GET"],
+    operation_id="dataset_versions",
+    summary="A dataset's versions, newest first",
+    responses={200: OpenApiTypes.OBJECT},
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="dataset_version_create",
+    summary="Add a version from JSON Lines in the body (write scope)",
+    description='Content-Type: application/x-ndjson; one {"input": {...}, "expected": ..., "metadata": {...}} per '
+    "line. All or nothing. ?message=... describes it; ?create=true creates the dataset if it is new.",
+    request={"application/x-ndjson": OpenApiTypes.STR},
+    parameters=[OpenApiParameter("message", str), OpenApiParameter("create", bool)],
+    responses={201: OpenApiTypes.OBJECT},
+)
+@api_view(["GET", "POST"])
+@parser_classes([JsonLinesParser])
+def dataset_versions(request: Request, name: str) -> Response:
+    project_id = request.auth.project_id
+    if request.method == "GET":
+        dataset = _dataset(project_id, name)
+        versions = DatasetVersion.objects.filter(dataset=dataset).order_by("-number")
+        return Response({"name": dataset.name, "versions": [_version_summary(v) for v in versions]})
+    if not HasWriteScope().has_permission(request, None):
+        raise ApiError(403, HasWriteScope.code, HasWriteScope.message)
+    if not isinstance(request.data, str):
+        raise ApiError(415, "unsupported_media_type", "Send the rows as application/x-ndjson.")
+    records = _records(request.data)
+    from apps.api.views import _acting_key
+
+    api_key = _acting_key(request.auth)
+    with transaction.atomic():
+        dataset = Dataset.objects.filter(project_id=project_id, name=_check_name(name)).first()
+        try:
+            if dataset is None:
+                if request.GET.get("create") not in ("1", "true", "yes"):
+                    raise ApiError(404, "dataset_not_found", f"No dataset called '{name[:100]}'; add ?create=true.")
+                dataset = services.dataset_create(project=api_key.project, name=name, actor=api_key)
+            version = services.dataset_version_create_from_records(
+                dataset=dataset,
+                records=records,
+                message=request.GET.get("message", "")[:500] or "added through the API",
+                actor=api_key,
+            )
+        except services.DatasetError as exc:
+            raise ApiError(400, "invalid_rows", str(exc))
+    return Response({"name": dataset.name, **_version_summary(version)}, status=201)
+
+
+@extend_schema(
+    operation_id="dataset_version_items",
+    summary="A version's rows, 100 per page, in order",
+    parameters=[OpenApiParameter("page", int)],
+    responses={200: OpenApiTypes.OBJECT},
+)
+@api_view(["GET"])
+def dataset_version_items(request: Request, name: str, number: int) -> Response:
+    dataset = _dataset(request.auth.project_id, name)
+    version = DatasetVersion.objects.filter(dataset=dataset, number=number).first()
+    if version is None:
+        raise ApiError(404, "version_not_found", f"{dataset.name} has no version {number}.")
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        raise ApiError(400, "invalid_page", "page must be a whole number.")
+    pages = max(1, -(-version.row_count // PER_PAGE))
+    if not 1 <= page <= pages:
+        raise ApiError(404, "page_not_found", f"There are {pages} pages.")
+    start = (page - 1) * PER_PAGE
+    rows = (
+        DatasetVersionItem.objects.filter(version=version, position__gte=start, position__lt=start + PER_PAGE)
+        .select_related("item")
+        .order_by("position")
+    )
+    return Response(
+        {
+            "name": dataset.name,
+            "version": version.number,
+            "page": page,
+            "pages": pages,
+            "rows": [
+                {"row": r.position + 1, "input": r.item.input, "expected": r.item.expected, "metadata": r.item.metadata}
+                for r in rows
+            ],
+        }
+    )

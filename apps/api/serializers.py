@@ -1,0 +1,132 @@
+"""Request validation and the shapes the OpenAPI schema documents."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.prompts.models import NAME_PATTERN
+from apps.prompts.sandbox import VARIABLE_TYPES
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. prompt_not_found, invalid_variable.")
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+
+
+class VariableSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=VARIABLE_TYPES)
+    description = serializers.CharField(allow_blank=True)
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    content = serializers.CharField()
+
+
+class PromptVersionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=["text", "chat"])
+    template = serializers.CharField(allow_null=True, help_text="The template of a text prompt (null for chat).")
+    messages = MessageSerializer(many=True, allow_null=True, help_text="The messages of a chat prompt (null for text).")
+    config = serializers.DictField(help_text="Model config: model, temperature, max_tokens, top_p, stop, ...")
+    variables = VariableSerializer(many=True)
+    labels = serializers.ListField(child=serializers.CharField())
+    content_hash = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PromptSummarySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    latest_version = serializers.IntegerField(allow_null=True)
+    labels = serializers.DictField(child=serializers.IntegerField(), help_text="label -> version number")
+
+
+class PromptListSerializer(serializers.Serializer):
+    prompts = PromptSummarySerializer(many=True)
+
+
+class ReleasesSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    label = serializers.CharField()
+    prompts = serializers.DictField(child=PromptVersionSerializer(), help_text="prompt name -> released version")
+
+
+class VersionSummarySerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    type = serializers.CharField()
+    content_hash = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+    author = serializers.CharField(allow_blank=True)
+    parent_version = serializers.IntegerField(allow_null=True)
+    labels = serializers.ListField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+
+
+class VersionListSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    versions = VersionSummarySerializer(many=True)
+
+
+class RenderRequestSerializer(serializers.Serializer):
+    label = serializers.RegexField(NAME_PATTERN, max_length=50, required=False)
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    variables = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        if "label" in attrs and "version" in attrs:
+            raise serializers.ValidationError("Give a label or a version, not both.")
+        return attrs
+
+
+class RenderResponseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    type = serializers.CharField()
+    text = serializers.CharField(required=False, help_text="The rendered text (text prompts).")
+    messages = MessageSerializer(many=True, required=False, help_text="The rendered messages (chat prompts).")
+    config = serializers.DictField()
+
+
+class VariableSpecSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=VARIABLE_TYPES, required=False)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    sample = serializers.JSONField(required=False)
+
+
+class VersionCreateSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["text", "chat"])
+    template = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    messages = MessageSerializer(many=True, required=False)
+    config = serializers.DictField(required=False, default=dict)
+    variables = VariableSpecSerializer(many=True, required=False, default=list)
+    parent_version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        allow_null=True,
+        help_text="The newest version you built on (null for the first); a newer one saved since is a 409.",
+    )
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    create_prompt = serializers.BooleanField(
+        required=False, default=False, help_text="Create the prompt when it does not exist yet."
+    )
+
+
+class VersionCreatedSerializer(PromptVersionSerializer):
+    created = serializers.BooleanField(help_text="false when the content equals the newest version's (nothing saved)")
+
+
+class LabelMoveSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class LabelMovedSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    version = serializers.IntegerField()
+    previous_version = serializers.IntegerField(allow_null=True)
+    moved = serializers.BooleanField(help_text="false when the label already pointed at that version")

@@ -1,0 +1,45 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
+
+from apps.api import datasets, experiments, views
+from apps.api.errors import not_found
+
+app_name = "api"
+
+# The schema and its docs page are public, and offer YAML, JSON (?format=json) and HTML.
+PUBLIC = {
+    "authentication_classes": [],
+    "permission_classes": [],
+    "throttle_classes": [],
+    "content_negotiation_class": DefaultContentNegotiation,
+}
+
+urlpatterns = [
+    path("v1/", views.index, name="index"),
+    path("v1/prompts", views.prompt_list, name="prompt_list"),
+    path("v1/prompts/<str:name>", views.PromptView.as_view(), name="prompt"),
+    path("v1/prompts/<str:name>/render", views.prompt_render, name="render"),
+    path("v1/prompts/<str:name>/versions", views.versions, name="versions"),
+    path("v1/prompts/<str:name>/labels/<str:label>", views.label_move, name="label_move"),
+    path("v1/releases", views.ReleasesView.as_view(), name="releases"),
+    path("v1/datasets", datasets.dataset_list, name="datasets"),
+    path("v1/datasets/<str:name>/versions", datasets.dataset_versions, name="dataset_versions"),
+    path("v1/datasets/<str:name>/versions/<int:number>/items", datasets.dataset_version_items, name="dataset_items"),
+    path("v1/experiments", experiments.experiment_list, name="experiments"),
+    path("v1/experiments/<int:experiment_id>", experiments.experiment_detail, name="experiment"),
+    path("v1/experiments/<int:experiment_id>/cells", experiments.experiment_cells, name="experiment_cells"),
+    path("v1/experiments/<int:experiment_id>/summary", experiments.experiment_summary, name="experiment_summary"),
+    path("v1/experiments/<int:experiment_id>/<str:action>", experiments.experiment_action, name="experiment_action"),
+    path(
+        "v1/schema",
+        SpectacularAPIView.as_view(**PUBLIC),
+        name="schema",
+    ),
+    path(
+        "v1/docs",
+        SpectacularSwaggerView.as_view(url_name="api:schema", **PUBLIC),
+        name="docs",
+    ),
+    re_path(r"^.*$", not_found),
+]

@@ -1,0 +1,322 @@
+"""The REST surface for apps, under /api/v1/. Every request carries `Authorization: Bearer <key>`.
+
+A key belongs to one project; every lookup is scoped to it, so another
+project's prompts answer 404 exactly like prompts that do not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts import selectors as account_selectors
+from apps.accounts.models import ApiKey
+from apps.api import cache, selectors
+from apps.api import serializers as s
+from apps.api.auth import HasWriteScope
+from apps.api.cache import KeyInfo
+from apps.api.errors import ApiError
+from apps.api.lean import LeanGetView
+from apps.prompts import selectors as prompt_selectors
+from apps.prompts import services as prompt_services
+from apps.prompts.content import ContentProblem, build_content, content_of, render_content
+from apps.prompts.models import NAME_PATTERN, PromptVersion
+from apps.prompts.sandbox import TemplateProblem
+
+DEFAULT_LABEL = "production"
+_NAME = re.compile(NAME_PATTERN)
+_MAX_VERSION = 2**31 - 1
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorSerializer, description="Bad input; `detail` names the problem."),
+    401: OpenApiResponse(s.ErrorSerializer, description="Missing, invalid or revoked key."),
+    404: OpenApiResponse(s.ErrorSerializer, description="No such prompt, version or label in the key's project."),
+    429: OpenApiResponse(s.ErrorSerializer, description="Too many requests for this key; see Retry-After."),
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    403: OpenApiResponse(s.ErrorSerializer, description="A read-only key, or a protected label needing a review."),
+    409: OpenApiResponse(s.ErrorSerializer, description="A conflict, such as a newer version saved since."),
+}
+SELECTOR_PARAMETERS = [
+    OpenApiParameter("label", str, description="A label such as production (the default) or latest."),
+    OpenApiParameter("version", int, description="A version number, instead of a label."),
+]
+CONDITIONAL_PARAMETERS = [
+    OpenApiParameter(
+        "If-None-Match", str, OpenApiParameter.HEADER, description="The ETag you hold: 304 when it is current."
+    ),
+]
+
+
+def _cache_control() -> str:
+    max_age = settings.API_CACHE_CONTROL_MAX_AGE
+    return f"private, max-age={max_age}" if max_age else "private, no-cache"
+
+
+def _conditional_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": _cache_control(), "Vary": "Authorization"}
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return False
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _json(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _check_name(name: str) -> str:
+    if len(name) > 100 or not _NAME.match(name):
+        raise ApiError(404, "prompt_not_found", f"No prompt called '{name[:100]}' in this project.", prompt=name[:100])
+    return name
+
+
+def _check_label(label: str) -> str:
+    if len(label) > 50 or not _NAME.match(label):
+        raise ApiError(
+            400,
+            "invalid_label",
+            f"'{label[:50]}' is not a label name: use lower-case letters, digits, '.', '_' and '-'.",
+        )
+    return label
+
+
+def _selector(params: Any) -> tuple[str | None, int | None]:
+    label, version = params.get("label"), params.get("version")
+    if label is not None and version is not None:
+        raise ApiError(400, "invalid_query", "Ask for a label or a version, not both.")
+    if version is not None:
+        if not str(version).isdigit() or not 1 <= int(version) <= _MAX_VERSION:
+            raise ApiError(400, "invalid_version", f"version must be a positive whole number, not '{version}'.")
+        return None, int(version)
+    return _check_label(label if label is not None else DEFAULT_LABEL), None
+
+
+def _validated(serializer_class, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _acting_key(info: KeyInfo) -> ApiKey:
+    """The key as a row, re-read for every write so a key revoked a moment ago cannot write."""
+    api_key = account_selectors.api_key_get_active(pk=info.id)
+    if api_key is None:
+        raise ApiError(401, "key_revoked", f"The API key {info.prefix}… was revoked.")
+    return api_key
+
+
+@extend_schema(
+    operation_id="prompts_list",
+    summary="List the project's prompts and their labels",
+    responses={200: s.PromptListSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def prompt_list(request: Request) -> Response:
+    return Response({"prompts": selectors.prompt_list(project_id=request.auth.project_id)})
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="prompt_get",
+        summary="Fetch a prompt by label (default production) or version",
+        description="A strong ETag comes with each answer; send it in If-None-Match to get 304 while it is current.",
+        parameters=SELECTOR_PARAMETERS + CONDITIONAL_PARAMETERS,
+        responses={200: s.PromptVersionSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
+    )
+)
+class PromptView(LeanGetView):
+    def answer(self, request, key: KeyInfo, name: str) -> HttpResponse:
+        label, number = _selector(request.GET)
+        resolved = selectors.resolve(project_id=key.project_id, name=_check_name(name), label=label, number=number)
+        headers = _conditional_headers(resolved.etag)
+        if _etag_matches(request, resolved.etag):
+            return HttpResponse(status=304, headers=headers)
+        body = cache.body_get(resolved.etag)
+        if body is None:
+            epoch = cache.epoch()
+            version = selectors.version_load(version_id=resolved.version_id)
+            body = _json(selectors.version_body(version, resolved.labels))
+            cache.body_put(resolved.etag, body, read_at_epoch=epoch)
+        return HttpResponse(body, content_type="application/json", headers=headers)
+
+
+@extend_schema(
+    operation_id="prompt_render",
+    summary="Render a prompt with variables",
+    description="A missing or wrong-typed variable is a 400 whose `variable` names it.",
+    request=s.RenderRequestSerializer,
+    responses={200: s.RenderResponseSerializer, **ERRORS},
+)
+@api_view(["POST"])
+def prompt_render(request: Request, name: str) -> Response:
+    data = _validated(s.RenderRequestSerializer, request.data)
+    label = data.get("label") or (None if "version" in data else DEFAULT_LABEL)
+    resolved = selectors.resolve(
+        project_id=request.auth.project_id, name=_check_name(name), label=label, number=data.get("version")
+    )
+    version = selectors.version_load(version_id=resolved.version_id)
+    try:
+        output = render_content(content_of(version), data["variables"])
+    except TemplateProblem as exc:
+        code = "invalid_variable" if exc.variable else "render_failed"
+        raise ApiError(400, code, str(exc), variable=exc.variable)
+    body: dict[str, Any] = {"name": version.prompt.name, "version": version.number, "type": version.kind}
+    body["text" if version.kind == "text" else "messages"] = output
+    body["config"] = version.config
+    return Response(body)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="releases_get",
+        summary="Every prompt released under a label, in one document",
+        description="Store it as the offline snapshot of the Python client. It has its own ETag.",
+        parameters=[SELECTOR_PARAMETERS[0], *CONDITIONAL_PARAMETERS],
+        responses={200: s.ReleasesSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
+    )
+)
+class ReleasesView(LeanGetView):
+    def answer(self, request, key: KeyInfo) -> HttpResponse:
+        label = _check_label(request.GET.get("label", DEFAULT_LABEL))
+        resolved = selectors.releases_resolve(project_id=key.project_id, label=label)
+        if _etag_matches(request, resolved.etag):
+            return HttpResponse(status=304, headers=_conditional_headers(resolved.etag))
+        body, etag = selectors.releases_body(project_id=key.project_id, project_slug=key.project_slug, label=label)
+        return HttpResponse(_json(body), content_type="application/json", headers=_conditional_headers(etag))
+
+
+@extend_schema(
+    methods=["GET"],
+    operation_id="versions_list",
+    summary="A prompt's versions, newest first",
+    responses={200: s.VersionListSerializer, **ERRORS},
+)
+@extend_schema(
+    methods=["POST"],
+    operation_id="version_create",
+    summary="Save a new version (write scope); 'prompts as code' from CI",
+    description=(
+        "parent_version must be the newest version (null for a new prompt): a newer one saved since is a 409 "
+        "and nothing is saved. Content equal to the newest version saves nothing and answers 200 with created=false."
+    ),
+    request=s.VersionCreateSerializer,
+    responses={201: s.VersionCreatedSerializer, 200: s.VersionCreatedSerializer, **WRITE_ERRORS},
+)
+@api_view(["GET", "POST"])
+def versions(request: Request, name: str) -> Response:
+    name = _check_name(name)
+    if request.method == "GET":
+        return Response(
+            {"name": name, "versions": selectors.version_history(project_id=request.auth.project_id, name=name)}
+        )
+    if not HasWriteScope().has_permission(request, None):
+        raise ApiError(403, HasWriteScope.code, HasWriteScope.message)
+    return _version_create(request, name)
+
+
+def _version_create(request: Request, name: str) -> Response:
+    data = _validated(s.VersionCreateSerializer, request.data)
+    api_key = _acting_key(request.auth)
+    with transaction.atomic():
+        prompt = api_key.project.prompts.filter(name=name).first()
+        if prompt is None:
+            if not data["create_prompt"]:
+                raise ApiError(
+                    404, "prompt_not_found", f"No prompt called '{name}'; send create_prompt=true to create it."
+                )
+            try:
+                prompt = prompt_services.prompt_create(project=api_key.project, name=name, actor=api_key)
+            except prompt_services.PromptError as exc:
+                raise ApiError(409, "conflict", str(exc))
+        try:
+            content = build_content(
+                kind=data["type"],
+                template=data["template"],
+                messages=data.get("messages"),
+                config=data["config"],
+                variable_specs=data["variables"],
+            )
+        except ContentProblem as exc:
+            raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
+        newest = prompt_selectors.version_newest(prompt=prompt)
+        if newest is not None and newest.content_hash == content.hash() and data["parent_version"] == newest.number:
+            return Response({**selectors.version_body(newest), "created": False}, status=200)
+        try:
+            version = prompt_services.prompt_version_create(
+                prompt=prompt,
+                content=content,
+                parent_number=data["parent_version"],
+                message=data["message"],
+                actor=api_key,
+            )
+        except prompt_services.StaleParent as exc:
+            raise ApiError(409, "stale_parent", str(exc), newest_version=exc.newest.number)
+        except ContentProblem as exc:
+            raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
+        except prompt_services.PromptError as exc:
+            raise ApiError(409, "conflict", str(exc))
+    return Response({**selectors.version_body(version), "created": True}, status=201)
+
+
+@extend_schema(
+    operation_id="label_move",
+    summary="Move a label to a version (write scope)",
+    description="A protected label refuses with 403 review_required unless its release policy is met.",
+    request=s.LabelMoveSerializer,
+    responses={200: s.LabelMovedSerializer, **WRITE_ERRORS},
+)
+@api_view(["POST"])
+@permission_classes([HasWriteScope])
+def label_move(request: Request, name: str, label: str) -> Response:
+    name, label = _check_name(name), _check_label(label)
+    if label in prompt_services.RESERVED_LABELS:
+        raise ApiError(400, "invalid_label", "'latest' always follows the newest version; it cannot be moved.")
+    data = _validated(s.LabelMoveSerializer, request.data)
+    api_key = _acting_key(request.auth)
+    prompt = api_key.project.prompts.filter(name=name).first()
+    if prompt is None:
+        raise ApiError(404, "prompt_not_found", f"No prompt called '{name}' in this project.", prompt=name)
+    version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
+    if version is None:
+        raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
+    current = prompt_selectors.version_by_label(prompt=prompt, label_name=label)
+    body = {"name": name, "label": label, "version": version.number}
+    if current is not None and current.pk == version.pk:
+        return Response({**body, "previous_version": version.number, "moved": False})
+    try:
+        prompt_services.label_move(
+            prompt=prompt, label_name=label, version=version, actor=api_key, reason=data["reason"] or "moved by API"
+        )
+    except prompt_services.LabelMoveRefused as exc:
+        detail = str(exc) if "review" in str(exc).lower() else f"A review is required to move {label}: {exc}"
+        raise ApiError(403, "review_required", detail, label=label)
+    except prompt_services.PromptError as exc:
+        raise ApiError(409, "conflict", str(exc))
+    return Response({**body, "previous_version": current.number if current else None, "moved": True})
+
+
+@extend_schema(exclude=True)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def index(request: Request) -> Response:
+    return Response({"detail": "Prompt Studio REST API v1", "schema": "/api/v1/schema", "docs": "/api/v1/docs"})

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ExperimentsConfig(AppConfig):
+    name = "apps.experiments"
+    label = "experiments"
+    verbose_name = "Experiments"
+
+    def ready(self) -> None:
+        from apps.core import nav
+
+        nav.register(nav.NavEntry(title="Experiments", url_name="experiments:list", order=40))

@@ -1,0 +1,241 @@
+"""Reads of experiments: lists, live progress, results, summaries per variant. Always scoped to a project."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from apps.accounts.models import Project
+from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experiment, Score, Variant
+
+
+def experiment_list(*, project: Project) -> QuerySet[Experiment]:
+    return (
+        Experiment.objects.filter(project=project)
+        .select_related("dataset_version__dataset")
+        .annotate(variant_count=Count("variants", distinct=True))
+        .order_by("-created_at")
+    )
+
+
+def experiment_get(*, project: Project, experiment_id: int) -> Experiment:
+    experiment = (
+        Experiment.objects.filter(project=project, pk=experiment_id).select_related("dataset_version__dataset").first()
+    )
+    if experiment is None:
+        raise Http404("No such experiment in this project.")
+    return experiment
+
+
+def variant_list(*, experiment: Experiment) -> list[Variant]:
+    return list(experiment.variants.select_related("prompt_version__prompt", "endpoint").order_by("name"))
+
+
+@dataclass
+class VariantProgress:
+    name: str
+    total: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    pending: int = 0
+    cancelled: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.cancelled
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.finished / self.total if self.total else 0.0
+
+
+@dataclass
+class Progress:
+    variants: list[VariantProgress]
+    cost: Decimal
+    eta_seconds: float | None
+    elapsed_seconds: float | None
+
+    @property
+    def total(self) -> VariantProgress:
+        overall = VariantProgress("all")
+        for v in self.variants:
+            for name in ("total", "done", "running", "failed", "pending", "cancelled"):
+                setattr(overall, name, getattr(overall, name) + getattr(v, name))
+        return overall
+
+
+def experiment_progress(*, experiment: Experiment) -> Progress:
+    counts = (
+        Cell.objects.filter(experiment=experiment)
+        .values("variant__name", "status")
+        .annotate(n=Count("pk"))
+        .order_by("variant__name")
+    )
+    by_variant: dict[str, VariantProgress] = {}
+    for row in counts:
+        progress = by_variant.setdefault(row["variant__name"], VariantProgress(row["variant__name"]))
+        progress.total += row["n"]
+        setattr(progress, row["status"], getattr(progress, row["status"]) + row["n"])
+    cost = Cell.objects.filter(experiment=experiment).aggregate(total=Sum("cost"))["total"] or Decimal(0)
+    variants = [by_variant.get(v.name, VariantProgress(v.name)) for v in experiment.variants.order_by("name")]
+    elapsed = eta = None
+    if experiment.started_at:
+        end = experiment.finished_at or timezone.now()
+        elapsed = (end - experiment.started_at).total_seconds()
+        overall = Progress(variants, cost, None, None).total
+        remaining = overall.pending + overall.running
+        if overall.finished and remaining and not experiment.finished_at:
+            eta = elapsed / overall.finished * remaining
+    return Progress(variants, cost, eta, elapsed)
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = (len(ordered) - 1) * share
+    low, high = int(index), min(int(index) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
+
+
+@dataclass
+class EvaluatorSummary:
+    name: str
+    mean: float | None
+    pass_rate: float | None
+    scored: int
+    errored: int
+
+
+@dataclass
+class VariantSummary:
+    name: str
+    prompt: str
+    endpoint: str
+    done: int
+    failed: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    latency_p50: float | None
+    latency_p95: float | None
+    evaluators: list[EvaluatorSummary] = field(default_factory=list)
+
+
+def experiment_summary(*, experiment: Experiment) -> list[VariantSummary]:
+    variants = variant_list(experiment=experiment)
+    configs = list(EvaluatorConfig.objects.filter(experiment=experiment))
+    latencies: dict[int, list[float]] = defaultdict(list)
+    for variant_id, latency in Cell.objects.filter(experiment=experiment, status=CellStatus.DONE).values_list(
+        "variant_id", "latency_ms"
+    ):
+        if latency is not None:
+            latencies[variant_id].append(latency)
+    totals = {
+        row["variant_id"]: row
+        for row in Cell.objects.filter(experiment=experiment)
+        .values("variant_id")
+        .annotate(
+            done=Count("pk", filter=Q(status=CellStatus.DONE)),
+            failed=Count("pk", filter=Q(status=CellStatus.FAILED)),
+            tokens_in=Sum("tokens_in"),
+            tokens_out=Sum("tokens_out"),
+            cost=Sum("cost"),
+        )
+    }
+    score_rows = (
+        Score.objects.filter(cell__experiment=experiment)
+        .values("cell__variant_id", "evaluator_id")
+        .annotate(
+            scored=Count("pk", filter=Q(error="")),
+            errored=Count("pk", filter=~Q(error="")),
+            passed=Count("pk", filter=Q(passed=True)),
+        )
+    )
+    score_stats = {(r["cell__variant_id"], r["evaluator_id"]): r for r in score_rows}
+    means: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for variant_id, evaluator_id, value in Score.objects.filter(cell__experiment=experiment, error="").values_list(
+        "cell__variant_id", "evaluator_id", "value"
+    ):
+        if value is not None:
+            means[(variant_id, evaluator_id)].append(value)
+    summaries = []
+    for variant in variants:
+        row = totals.get(variant.pk, {})
+        summary = VariantSummary(
+            name=variant.name,
+            prompt=f"{variant.prompt_version.prompt.name} v{variant.prompt_version.number}",
+            endpoint=variant.endpoint.name,
+            done=row.get("done", 0),
+            failed=row.get("failed", 0),
+            tokens_in=row.get("tokens_in") or 0,
+            tokens_out=row.get("tokens_out") or 0,
+            cost=row.get("cost") or Decimal(0),
+            latency_p50=_percentile(latencies[variant.pk], 0.5),
+            latency_p95=_percentile(latencies[variant.pk], 0.95),
+        )
+        for config in configs:
+            stats = score_stats.get((variant.pk, config.pk), {})
+            values = means[(variant.pk, config.pk)]
+            scored = stats.get("scored", 0)
+            summary.evaluators.append(
+                EvaluatorSummary(
+                    name=config.name,
+                    mean=sum(values) / len(values) if values else None,
+                    pass_rate=stats.get("passed", 0) / scored if scored else None,
+                    scored=scored,
+                    errored=stats.get("errored", 0),
+                )
+            )
+        summaries.append(summary)
+    return summaries
+
+
+@dataclass
+class ResultRow:
+    position: int
+    item: Any
+    cells: dict[str, list[Cell]]
+
+
+def experiment_results(
+    *, experiment: Experiment, page: int = 1, per_page: int = 25, only: str = "", sort: str = ""
+) -> tuple[list[ResultRow], int]:
+    """Rows (dataset positions) × variants with their cells and scores, filtered and paginated."""
+    cells = Cell.objects.filter(experiment=experiment)
+    positions = cells.values_list("position", flat=True).distinct().order_by("position")
+    if only == "failed":
+        positions = positions.filter(status=CellStatus.FAILED)
+    elif only == "low":
+        positions = positions.filter(scores__passed=False)
+    total = positions.count()
+    start = (max(page, 1) - 1) * per_page
+    page_positions = list(positions[start : start + per_page])
+    rows: dict[int, ResultRow] = {}
+    page_cells = (
+        cells.filter(position__in=page_positions)
+        .select_related("item", "variant")
+        .prefetch_related("scores__evaluator")
+        .order_by("position", "variant__name", "repeat")
+    )
+    for cell in page_cells:
+        row = rows.setdefault(cell.position, ResultRow(cell.position, cell.item, defaultdict(list)))
+        row.cells[cell.variant.name].append(cell)
+    return [rows[p] for p in page_positions if p in rows], total
+
+
+def experiment_cells_for_export(*, experiment: Experiment):
+    return (
+        Cell.objects.filter(experiment=experiment)
+        .select_related("variant", "item")
+        .prefetch_related("scores__evaluator")
+        .order_by("position", "variant__name", "repeat")
+    )

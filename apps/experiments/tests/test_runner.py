@@ -1,0 +1,149 @@
+"""The batch runner in this process against the simulated model server over real HTTP (through litellm)."""
+
+from decimal import Decimal
+
+import pytest
+
+from apps.experiments import runner, services
+from apps.experiments.models import Cell, CellStatus, ExperimentStatus, Score
+from apps.experiments.tests.factories import build_experiment, make_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run_all(experiment):
+    ids = list(Cell.objects.filter(experiment=experiment).values_list("pk", flat=True))
+    return runner.run_batch(experiment.pk, ids)
+
+
+def test_it_runs_a_batch_writes_outputs_scores_and_finishes(project, editor, simulated_endpoint):
+    experiment = build_experiment(
+        project,
+        editor,
+        [simulated_endpoint("echo", "openai/echo"), simulated_endpoint("upper", "openai/upper")],
+        rows=5,
+        evaluators=[services.EvaluatorSpec("exact", "exact_match", {"case_sensitive": True})],
+    )
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.FINISHED
+    cells = Cell.objects.filter(experiment=experiment)
+    assert set(cells.values_list("status", flat=True)) == {CellStatus.DONE}
+    echo = cells.get(variant__name="A", position=0)
+    assert echo.output == "what is item 0" and echo.tokens_in and echo.tokens_out and echo.latency_ms is not None
+    assert echo.request["messages"][-1]["content"] == "what is item 0"
+    assert Score.objects.get(cell=echo).passed is True
+    assert Score.objects.get(cell=cells.get(variant__name="B", position=0)).passed is False
+    assert experiment.total_tokens_in == sum(cells.values_list("tokens_in", flat=True))
+    assert experiment.total_errors == 0
+
+
+def test_an_error_that_will_not_heal_fails_the_cell_at_once(project, editor, simulated_endpoint, sim_server):
+    records = make_rows(2)
+    records[0]["input"]["question"] = "please [[fail:400]]"
+    experiment = build_experiment(project, editor, [simulated_endpoint()], records=records)
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    failed = Cell.objects.get(experiment=experiment, position=0)
+    assert failed.status == CellStatus.FAILED and failed.error_kind == "bad_request" and failed.attempts == 1
+    assert Cell.objects.get(experiment=experiment, position=1).status == CellStatus.DONE
+
+
+def test_a_rate_limited_call_is_retried_and_counted(project, editor, simulated_endpoint):
+    records = make_rows(1)
+    records[0]["input"]["question"] = "busy [[fail:429 x2]]"
+    experiment = build_experiment(project, editor, [simulated_endpoint(max_retries=3)], records=records)
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    cell = Cell.objects.get(experiment=experiment)
+    assert cell.status == CellStatus.DONE and cell.attempts == 3
+
+
+def test_a_batch_delivered_twice_writes_each_cell_once(project, editor, simulated_endpoint, sim_server):
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=4)
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    calls = len(sim_server.requests("/chat/completions"))
+    second = _run_all(experiment)
+    assert second == {"claimed": 0}  # the experiment is finished; nothing is claimed again
+    assert len(sim_server.requests("/chat/completions")) == calls == 4
+
+
+def test_an_evaluator_that_fails_marks_the_score_not_the_cell(project, editor, simulated_endpoint):
+    experiment = build_experiment(
+        project,
+        editor,
+        [simulated_endpoint()],
+        rows=1,
+        evaluators=[services.EvaluatorSpec("bad regex", "regex", {"pattern": "("})],
+    )
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    cell = Cell.objects.get(experiment=experiment)
+    score = Score.objects.get(cell=cell)
+    assert cell.status == CellStatus.DONE
+    assert score.value is None and "does not compile" in score.error
+
+
+def test_the_budget_cap_stops_the_experiment(project, editor, simulated_endpoint):
+    endpoint = simulated_endpoint(
+        price_input_per_mtok=Decimal("100000"), price_output_per_mtok=Decimal("0"), max_concurrency=1
+    )
+    experiment = build_experiment(project, editor, [endpoint], rows=30, budget=Decimal("2"))
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.STOPPED and "budget" in experiment.status_reason
+    cells = Cell.objects.filter(experiment=experiment)
+    done = cells.filter(status=CellStatus.DONE).count()
+    assert 1 <= done < 30
+    assert cells.filter(status=CellStatus.CANCELLED).count() == 30 - done
+    # A call that would start past the budget does not start: with one call at a time, spending stops at 2.
+    assert experiment.total_cost == Decimal("2")
+
+
+def test_failed_cells_can_be_rerun_alone(project, editor, simulated_endpoint, sim_server):
+    records = make_rows(3)
+    records[2]["input"]["question"] = "x [[fail:500 x3]]"
+    experiment = build_experiment(project, editor, [simulated_endpoint(max_retries=1)], records=records)
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    assert Cell.objects.get(experiment=experiment, position=2).status == CellStatus.FAILED
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.FINISHED and experiment.total_errors == 1
+    before = {c.pk: c.output for c in Cell.objects.filter(experiment=experiment, status=CellStatus.DONE)}
+    assert services.experiment_rerun_failed(experiment=experiment, actor=editor) == 1
+    _run_all(experiment)
+    rerun = Cell.objects.get(experiment=experiment, position=2)
+    assert rerun.status == CellStatus.DONE  # the third attempt of that request succeeds
+    assert {c.pk: c.output for c in Cell.objects.filter(experiment=experiment, pk__in=before)} == before
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.FINISHED and experiment.total_errors == 0
+
+
+def test_a_paused_experiment_runs_nothing_until_resumed(project, editor, simulated_endpoint, sim_server):
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=3)
+    services.experiment_start(experiment=experiment, actor=editor)
+    services.experiment_pause(experiment=experiment, actor=editor)
+    assert _run_all(experiment) == {"claimed": 0}
+    assert not sim_server.requests("/chat/completions")
+    services.experiment_resume(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.FINISHED
+
+
+def test_the_sweep_frees_expired_claims(project, editor, simulated_endpoint):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=2)
+    services.experiment_start(experiment=experiment, actor=editor)
+    Cell.objects.filter(experiment=experiment).update(
+        status=CellStatus.RUNNING, claim_token="dead", claim_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    result = services.experiment_sweep()
+    assert result["freed"] == 2 and result["requeued"] == 2
+    assert set(Cell.objects.filter(experiment=experiment).values_list("status", flat=True)) == {CellStatus.PENDING}

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.models import Role
+from apps.accounts.permissions import project_role_required
+from apps.core.spreadsheet import csv_download
+from apps.datasets import selectors as dataset_selectors
+from apps.experiments import charts, experiment_links, selectors, services
+from apps.experiments.forms import EvaluatorFormSet, ExperimentForm, VariantFormSet
+from apps.experiments.models import ExperimentStatus
+from apps.prompts.models import PromptVersion
+from apps.providers import selectors as provider_selectors
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "experiments/experiment_list.html",
+        {"experiment_list": selectors.experiment_list(project=request.project)},
+    )
+
+
+def _choices(project) -> dict[str, Any]:
+    versions = []
+    for dataset in dataset_selectors.dataset_list(project=project):
+        for version in dataset_selectors.version_list(dataset=dataset):
+            versions.append((version.pk, f"{dataset.name} v{version.number} ({version.row_count} rows)"))
+    prompt_versions = [
+        (v.pk, f"{v.prompt.name} v{v.number}")
+        for v in PromptVersion.objects.filter(prompt__project=project)
+        .select_related("prompt")
+        .order_by("prompt__name", "-number")
+    ]
+    endpoints = [(e.pk, e.name) for e in provider_selectors.endpoint_list(project=project)]
+    return {"dataset_versions": versions, "prompt_versions": prompt_versions, "endpoints": endpoints}
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.EDITOR)
+def experiment_create(request: HttpRequest) -> HttpResponse:
+    choices = _choices(request.project)
+    variant_kwargs = {"prompt_versions": choices["prompt_versions"], "endpoints": choices["endpoints"]}
+    data = request.POST or None
+    form = ExperimentForm(data, dataset_versions=choices["dataset_versions"])
+    initial_variants = [{"name": "A"}, {"name": "B"}] if data is None else None
+    variant_formset = VariantFormSet(data, prefix="variant", form_kwargs=variant_kwargs, initial=initial_variants)
+    evaluator_formset = EvaluatorFormSet(data, prefix="evaluator", initial=[{}] if data is None else None)
+    if request.method == "POST" and form.is_valid() and variant_formset.is_valid() and evaluator_formset.is_valid():
+        try:
+            experiment = services.experiment_create(
+                project=request.project,
+                actor=request.user,
+                **services.specs_from_forms(
+                    project=request.project,
+                    form=form.cleaned_data,
+                    variants=[f.cleaned_data for f in variant_formset.forms if f.cleaned_data],
+                    evaluator_rows=[f.cleaned_data for f in evaluator_formset.forms if f.cleaned_data.get("kind")],
+                ),
+            )
+        except services.ExperimentError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Experiment saved as a draft. Check the estimate, then start it.")
+            return redirect("experiments:detail", project_slug=request.project.slug, experiment_id=experiment.pk)
+    context = {
+        "form": form,
+        "variant_formset": variant_formset,
+        "evaluator_formset": evaluator_formset,
+        "evaluator_kinds": services.evaluator_kinds(),
+        **choices,
+    }
+    return render(request, "experiments/experiment_create.html", context)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    progress = selectors.experiment_progress(experiment=experiment)
+    context: dict[str, Any] = {"experiment": experiment, "progress": progress, "overall": progress.total}
+    if request.htmx and request.GET.get("part") == "progress":
+        return render(request, "experiments/experiment_detail.html#progress", context)
+    only, page = request.GET.get("only", ""), int(request.GET.get("page") or 1)
+    rows, total_rows = selectors.experiment_results(experiment=experiment, page=page, only=only)
+    summary = selectors.experiment_summary(experiment=experiment)
+    context.update(
+        {
+            "variants": selectors.variant_list(experiment=experiment),
+            "summary": summary,
+            "rows": rows,
+            "total_rows": total_rows,
+            "page": page,
+            "pages": max(1, -(-total_rows // 25)),
+            "only": only,
+            "evaluator_list": list(experiment.evaluators.all()),
+            "experiment_links": experiment_links.for_experiment(membership=request.membership, experiment=experiment),
+        }
+    )
+    if experiment.status == ExperimentStatus.DRAFT:
+        context["missing"] = services.experiment_missing_variables(experiment=experiment)
+        context["estimate"] = services.experiment_estimate(experiment=experiment)
+    elif any(s.done for s in summary):
+        context["charts"] = charts.experiment_charts(summary=summary, experiment=experiment)
+    if request.htmx and request.GET.get("part") == "results":
+        return render(request, "experiments/experiment_detail.html#results", context)
+    return render(request, "experiments/experiment_detail.html", context)
+
+
+_ACTIONS = {
+    "start": services.experiment_start,
+    "pause": services.experiment_pause,
+    "resume": services.experiment_resume,
+    "cancel": services.experiment_cancel,
+    "rerun": services.experiment_rerun_failed,
+}
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def experiment_action(request: HttpRequest, experiment_id: int, action: str) -> HttpResponse:
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    handler = _ACTIONS.get(action)
+    if handler is None:
+        messages.error(request, f"Unknown action '{action}'.")
+    else:
+        try:
+            handler(experiment=experiment, actor=request.user)
+        except services.ExperimentError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Experiment {action} done." if action != "start" else "Experiment started.")
+    return redirect("experiments:detail", project_slug=request.project.slug, experiment_id=experiment.pk)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_export(request: HttpRequest, experiment_id: int) -> StreamingHttpResponse:
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    evaluator_names = list(experiment.evaluators.values_list("name", flat=True))
+    header = [
+        "row", "variant", "repeat", "status", "input", "expected", "output", "finish_reason", "tokens_in",
+        "tokens_out", "cost", "latency_ms", "attempts", "error",
+    ]  # fmt: skip
+
+    def rows():
+        yield header + [f"score:{n}" for n in evaluator_names]
+        for cell in selectors.experiment_cells_for_export(experiment=experiment).iterator(chunk_size=500):
+            scores = {s.evaluator.name: (s.value if not s.error else f"error: {s.error}") for s in cell.scores.all()}
+            values = [
+                cell.position + 1, cell.variant.name, cell.repeat + 1, cell.status, cell.item.input, cell.item.expected,
+                cell.output, cell.finish_reason, cell.tokens_in, cell.tokens_out, cell.cost, cell.latency_ms,
+                cell.attempts, cell.error_message,
+            ]  # fmt: skip
+            yield values + [scores.get(n) for n in evaluator_names]
+
+    return csv_download(rows(), f"experiment-{experiment.pk}.csv")

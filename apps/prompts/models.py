@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.accounts.models import Project
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+name_validator = RegexValidator(
+    NAME_PATTERN,
+    "Use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit (at most 100).",
+)
+
+
+class PromptKind(models.TextChoices):
+    TEXT = "text", "Text template"
+    CHAT = "chat", "Chat messages"
+
+
+class Tag(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompt_tags")
+    name = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="tag_unique_per_project")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # The name is the prompt's URL-safe address in the studio and the REST API.
+    name = models.CharField(max_length=100, validators=[name_validator])
+    description = models.TextField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="prompts")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="prompt_unique_name_per_project")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VersionIsImmutable(Exception):
+    pass
+
+
+class PromptVersion(models.Model):
+    """One saved state of a prompt. Never changed after it is saved: editing makes a new version."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=PromptKind.choices)
+    template = models.TextField(blank=True, help_text="The template of a text prompt.")
+    messages = models.JSONField(default=list, blank=True, help_text="[{role, content}] of a chat prompt.")
+    config = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(default=list, blank=True, help_text="[{name, type, description, sample}]")
+    message = models.CharField(max_length=500, blank=True, help_text="What changed, like a commit message.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_repr = models.CharField(max_length=200, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "number"], name="version_unique_number_per_prompt")]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise VersionIsImmutable("A prompt version never changes; save a new version instead.")
+        super().save(*args, **kwargs)
+
+    @property
+    def variable_names(self) -> list[str]:
+        return [spec["name"] for spec in self.variables]
+
+    def sample_values(self) -> dict:
+        return {spec["name"]: spec.get("sample") for spec in self.variables if "sample" in spec}
+
+
+class Label(models.Model):
+    """A movable pointer such as `production` to one version of a prompt."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=50, validators=[name_validator])
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="labels")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "name"], name="label_unique_name_per_prompt")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name}@{self.name}"
+
+
+class LabelAction(models.TextChoices):
+    CREATED = "created", "created"
+    MOVED = "moved", "moved"
+    ROLLED_BACK = "rolled_back", "rolled back"
+    DELETED = "deleted", "deleted"
+
+
+class LabelMove(models.Model):
+    """The history of a label: kept after the label itself is deleted."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="label_moves")
+    label_name = models.CharField(max_length=50)
+    action = models.CharField(max_length=16, choices=LabelAction.choices)
+    from_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_repr = models.CharField(max_length=200)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["prompt", "label_name", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.label_name} {self.action} by {self.actor_repr}"

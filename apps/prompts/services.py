@@ -1,0 +1,272 @@
+"""Writes of the prompt registry: prompts, versions, labels. Each writes its audit event in its transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from apps.accounts.models import Project
+from apps.audit.services import actor_repr, actor_user, audit_record
+from apps.prompts.content import Content, ContentProblem
+from apps.prompts.models import (
+    Label,
+    LabelAction,
+    LabelMove,
+    Prompt,
+    PromptVersion,
+    Tag,
+    name_validator,
+)
+
+RESERVED_LABELS = {"latest"}
+
+
+class PromptError(Exception):
+    """A refused write; the message is shown to the user as is."""
+
+
+class StaleParent(PromptError):
+    def __init__(self, newest: PromptVersion, parent_number: int | None):
+        self.newest = newest
+        self.parent_number = parent_number
+        base = f"v{parent_number}" if parent_number else "an empty prompt"
+        super().__init__(
+            f"You started from {base}, but v{newest.number} was saved since by {newest.author_repr}. "
+            "Review the difference and save on top of it."
+        )
+
+
+class LabelMoveRefused(PromptError):
+    """A guard (such as a release policy) refused a label move."""
+
+
+@dataclass(frozen=True)
+class LabelMoveAttempt:
+    prompt: Prompt
+    label_name: str
+    from_version: PromptVersion | None
+    to_version: PromptVersion | None  # None when the label is being deleted
+    action: str
+    actor: Any
+
+
+# Higher apps (reviews) register guards here, in their AppConfig.ready(). A guard
+# raises LabelMoveRefused to stop a move and runs inside the move's transaction,
+# after the label row is locked.
+_label_move_guards: list[Callable[[LabelMoveAttempt], None]] = []
+
+
+def register_label_move_guard(guard: Callable[[LabelMoveAttempt], None]) -> None:
+    if guard not in _label_move_guards:
+        _label_move_guards.append(guard)
+
+
+# Higher apps (reviews: webhooks) are told of each saved version, inside the
+# save's transaction; a hook that enqueues work does it with transaction.on_commit.
+_version_saved_hooks: list[Callable[[PromptVersion, Any], None]] = []
+
+
+def register_version_saved_hook(hook: Callable[[PromptVersion, Any], None]) -> None:
+    if hook not in _version_saved_hooks:
+        _version_saved_hooks.append(hook)
+
+
+def _check_name(name: str, what: str) -> str:
+    name = name.strip()
+    try:
+        name_validator(name)
+    except ValidationError:
+        raise PromptError(
+            f"'{name}' is not a valid {what} name: use lower-case letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit."
+        ) from None
+    return name
+
+
+def _set_tags(prompt: Prompt, tags: list[str]) -> None:
+    clean = sorted({tag.strip().lower()[:40] for tag in tags if tag.strip()})
+    prompt.tags.set([Tag.objects.get_or_create(project=prompt.project, name=tag)[0] for tag in clean])
+
+
+@transaction.atomic
+def prompt_create(
+    *, project: Project, name: str, actor, description: str = "", tags: list[str] | None = None
+) -> Prompt:
+    name = _check_name(name, "prompt")
+    if Prompt.objects.filter(project=project, name=name).exists():
+        raise PromptError(f"A prompt called '{name}' already exists in this project.")
+    try:
+        with transaction.atomic():
+            prompt = Prompt.objects.create(
+                project=project, name=name, description=description, created_by=actor_user(actor)
+            )
+    except IntegrityError:
+        raise PromptError(f"A prompt called '{name}' already exists in this project.") from None
+    _set_tags(prompt, tags or [])
+    audit_record(project_id=project.pk, actor=actor, action="prompt.created", obj=prompt, after={"name": name})
+    return prompt
+
+
+@transaction.atomic
+def prompt_update(*, prompt: Prompt, actor, description: str, tags: list[str]) -> Prompt:
+    before = {"description": prompt.description, "tags": sorted(t.name for t in prompt.tags.all())}
+    prompt.description = description
+    prompt.save(update_fields=["description", "updated_at"])
+    _set_tags(prompt, tags)
+    after = {"description": description, "tags": sorted(t.name for t in prompt.tags.all())}
+    if before != after:
+        audit_record(
+            project_id=prompt.project_id, actor=actor, action="prompt.updated", obj=prompt, before=before, after=after
+        )
+    return prompt
+
+
+@transaction.atomic
+def prompt_version_create(
+    *,
+    prompt: Prompt,
+    content: Content,
+    parent_number: int | None,
+    message: str,
+    actor,
+) -> PromptVersion:
+    """Save a new version on top of `parent_number`.
+
+    The parent must still be the newest version; otherwise StaleParent is
+    raised and nothing is saved. The prompt row is locked so two saves on the
+    same parent cannot both succeed.
+    """
+    Prompt.objects.select_for_update().filter(pk=prompt.pk).first()
+    newest = PromptVersion.objects.filter(prompt=prompt).order_by("-number").first()
+    if newest is not None and newest.number != parent_number:
+        raise StaleParent(newest, parent_number)
+    if newest is None and parent_number is not None:
+        raise PromptError(f"v{parent_number} does not exist.")
+    content_hash = content.hash()
+    if newest is not None and newest.content_hash == content_hash:
+        raise ContentProblem(f"Nothing changed since v{newest.number}; edit the prompt before saving.")
+    version = PromptVersion.objects.create(
+        prompt=prompt,
+        number=(newest.number + 1) if newest else 1,
+        kind=content.kind,
+        template=content.template,
+        messages=content.messages,
+        config=content.config,
+        variables=content.variables,
+        message=message.strip()[:500],
+        author=actor_user(actor),
+        author_repr=actor_repr(actor),
+        parent=newest,
+        content_hash=content_hash,
+    )
+    prompt.save(update_fields=["updated_at"])
+    audit_record(
+        project_id=prompt.project_id,
+        actor=actor,
+        action="prompt.version_saved",
+        obj=version,
+        after={"number": version.number, "content_hash": content_hash, "message": version.message},
+    )
+    for hook in _version_saved_hooks:
+        hook(version, actor)
+    return version
+
+
+def _record_move(attempt: LabelMoveAttempt, reason: str) -> LabelMove:
+    move = LabelMove.objects.create(
+        prompt=attempt.prompt,
+        label_name=attempt.label_name,
+        action=attempt.action,
+        from_version=attempt.from_version,
+        to_version=attempt.to_version,
+        actor=actor_user(attempt.actor),
+        actor_repr=actor_repr(attempt.actor),
+        reason=reason.strip()[:500],
+    )
+    audit_record(
+        project_id=attempt.prompt.project_id,
+        actor=attempt.actor,
+        action=f"label.{attempt.action}",
+        object_type="prompts.label",
+        object_id=f"{attempt.prompt.pk}:{attempt.label_name}",
+        object_repr=f"{attempt.prompt.name}@{attempt.label_name}",
+        before={"version": attempt.from_version.number} if attempt.from_version else None,
+        after={"version": attempt.to_version.number, "reason": move.reason} if attempt.to_version else None,
+    )
+    return move
+
+
+def _run_guards(attempt: LabelMoveAttempt) -> None:
+    for guard in _label_move_guards:
+        guard(attempt)
+
+
+@transaction.atomic
+def label_move(
+    *,
+    prompt: Prompt,
+    label_name: str,
+    version: PromptVersion,
+    actor,
+    reason: str = "",
+    rollback: bool = False,
+) -> Label:
+    """Point a label at a version, creating the label if it is new.
+
+    The label row is locked for the move, the guards registered by higher apps
+    run under that lock, and the move and its audit event commit together.
+    """
+    label_name = _check_name(label_name, "label")
+    if label_name in RESERVED_LABELS:
+        raise PromptError("'latest' always follows the newest version; it cannot be moved by hand.")
+    if version.prompt_id != prompt.pk:
+        raise PromptError("That version belongs to another prompt.")
+    label = Label.objects.select_for_update().filter(prompt=prompt, name=label_name).first()
+    if label is not None and label.version_id == version.pk:
+        raise PromptError(f"{label_name} already points at v{version.number}.")
+    if label is None:
+        action = LabelAction.CREATED
+    else:
+        action = LabelAction.ROLLED_BACK if rollback else LabelAction.MOVED
+    attempt = LabelMoveAttempt(
+        prompt=prompt,
+        label_name=label_name,
+        from_version=label.version if label else None,
+        to_version=version,
+        action=action,
+        actor=actor,
+    )
+    _run_guards(attempt)
+    if label is None:
+        try:
+            with transaction.atomic():
+                label = Label.objects.create(prompt=prompt, name=label_name, version=version)
+        except IntegrityError:
+            raise PromptError(f"{label_name} was created by someone else just now; try again.") from None
+    else:
+        label.version = version
+        label.save(update_fields=["version", "updated_at"])
+    _record_move(attempt, reason)
+    return label
+
+
+@transaction.atomic
+def label_delete(*, prompt: Prompt, label_name: str, actor, reason: str = "") -> None:
+    label = Label.objects.select_for_update().filter(prompt=prompt, name=label_name).first()
+    if label is None:
+        raise PromptError(f"There is no label '{label_name}'.")
+    attempt = LabelMoveAttempt(
+        prompt=prompt,
+        label_name=label_name,
+        from_version=label.version,
+        to_version=None,
+        action=LabelAction.DELETED,
+        actor=actor,
+    )
+    _run_guards(attempt)
+    label.delete()
+    _record_move(attempt, reason)

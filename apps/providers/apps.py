@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ProvidersConfig(AppConfig):
+    name = "apps.providers"
+    label = "providers"
+    verbose_name = "Model endpoints"
+
+    def ready(self) -> None:
+        from apps.core import nav
+
+        nav.register(nav.NavEntry(title="Playground", url_name="providers:playground", min_role="editor", order=30))
+        nav.register(nav.NavEntry(title="Models", url_name="providers:endpoints", min_role="viewer", order=60))

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.accounts.models import Project
+from apps.prompts.models import PromptVersion
+
+
+class EndpointKind(models.TextChoices):
+    REMOTE = "remote", "Provider"
+    LOCAL = "local", "Local model (managed)"
+    SIMULATED = "simulated", "Simulated (test server)"
+
+
+class EndpointMode(models.TextChoices):
+    CHAT = "chat", "Chat completions"
+    COMPLETION = "completion", "Text completions"
+
+
+class ModelEndpoint(models.Model):
+    """A model reachable through litellm. The API key is stored encrypted and never rendered back."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_endpoints")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=EndpointKind.choices, default=EndpointKind.REMOTE)
+    mode = models.CharField(max_length=16, choices=EndpointMode.choices, default=EndpointMode.CHAT)
+    model = models.CharField(max_length=200, help_text="The litellm model string, e.g. openai/gpt-4o-mini.")
+    api_base = models.CharField(max_length=500, blank=True, help_text="Base URL of an OpenAI-compatible server.")
+    # Fernet token; see apps/providers/crypto.py. Never shown, never logged.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_last4 = models.CharField(max_length=4, blank=True, editable=False)
+    default_params = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.FloatField(default=60)
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    max_concurrency = models.PositiveIntegerField(default=4)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    price_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    price_output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="endpoint_unique_name_per_project")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ModelEndpoint {self.pk} {self.name} {self.model}>"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        if not self.api_key_encrypted:
+            return ""
+        return f"••••{self.api_key_last4}" if self.api_key_last4 else "••••"
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.kind == EndpointKind.SIMULATED
+
+    def audit_snapshot(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "mode": self.mode,
+            "model": self.model,
+            "api_base": self.api_base,
+            "api_key": self.masked_key or "none",
+            "default_params": self.default_params,
+            "timeout_seconds": self.timeout_seconds,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+            "requests_per_minute": self.requests_per_minute,
+            "price_input_per_mtok": str(self.price_input_per_mtok) if self.price_input_per_mtok is not None else None,
+            "price_output_per_mtok": str(self.price_output_per_mtok)
+            if self.price_output_per_mtok is not None
+            else None,
+            "is_active": self.is_active,
+        }
+
+
+class PlaygroundRun(models.Model):
+    """One press of Run: a prompt (a saved version or unsaved content), variables, and one result per endpoint."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="playground_runs")
+    version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The content that ran, kept even when it was never saved as a version.
+    content = models.JSONField()
+    variables = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk}"
+
+
+class ResultStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class PlaygroundResult(models.Model):
+    run = models.ForeignKey(PlaygroundRun, on_delete=models.CASCADE, related_name="results")
+    endpoint = models.ForeignKey(ModelEndpoint, null=True, on_delete=models.SET_NULL, related_name="+")
+    endpoint_name = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=ResultStatus.choices, default=ResultStatus.QUEUED)
+    request = models.JSONField(default=dict, help_text="Exactly what was sent: messages or prompt, and parameters.")
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    tokens_in = models.PositiveIntegerField(null=True, blank=True)
+    tokens_out = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.endpoint_name}: {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ResultStatus.DONE, ResultStatus.FAILED)

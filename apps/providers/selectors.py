@@ -1,0 +1,63 @@
+"""Reads of model endpoints and playground runs. Every read is scoped to a project."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+
+from apps.accounts.models import Project
+from apps.providers import local_models
+from apps.providers.models import EndpointKind, ModelEndpoint, PlaygroundResult, PlaygroundRun
+
+
+def endpoint_list(*, project: Project, active_only: bool = False) -> QuerySet[ModelEndpoint]:
+    endpoints = ModelEndpoint.objects.filter(project=project)
+    if active_only:
+        endpoints = endpoints.filter(is_active=True)
+    return endpoints.order_by("name")
+
+
+def endpoint_get(*, project: Project, endpoint_id: int) -> ModelEndpoint:
+    endpoint = ModelEndpoint.objects.filter(project=project, pk=endpoint_id).first()
+    if endpoint is None:
+        raise Http404("No such model endpoint in this project.")
+    return endpoint
+
+
+def endpoints_by_ids(*, project: Project, ids: list[int]) -> list[ModelEndpoint]:
+    """The active endpoints with these ids, in the order given; an id of another project is a 404."""
+    found = {e.pk: e for e in ModelEndpoint.objects.filter(project=project, pk__in=ids, is_active=True)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise Http404("No such model endpoint in this project.")
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+def local_status(*, endpoint: ModelEndpoint) -> dict | None:
+    """For a managed local endpoint: the installer's state and progress, for the page."""
+    if endpoint.kind != EndpointKind.LOCAL:
+        return None
+    status = local_models.read_status()
+    ready, sentence = local_models.readiness()
+    return {**status, "ready": ready, "summary": sentence}
+
+
+def playground_run_get(*, project: Project, run_id: int) -> PlaygroundRun:
+    run = (
+        PlaygroundRun.objects.filter(project=project, pk=run_id)
+        .select_related("version__prompt", "created_by")
+        .prefetch_related(Prefetch("results", queryset=PlaygroundResult.objects.select_related("endpoint")))
+        .first()
+    )
+    if run is None:
+        raise Http404("No such playground run in this project.")
+    return run
+
+
+def playground_run_list(*, project: Project, limit: int = 15) -> QuerySet[PlaygroundRun]:
+    return (
+        PlaygroundRun.objects.filter(project=project)
+        .select_related("version__prompt", "created_by")
+        .prefetch_related("results")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import threading
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from apps.providers import services
+
+
+@shared_task(name="providers.run_playground_result", acks_late=True, ignore_result=True)
+def run_playground_result(result_id: int) -> None:
+    """Make the model call of one playground result.
+
+    Running twice is harmless: only a queued result (or one a killed worker
+    abandoned long ago) is claimed, atomically; a gone result is skipped.
+    """
+    services.playground_result_execute(result_id=result_id)
+
+
+@worker_process_init.connect
+def _warm_up_gateway(**_kwargs) -> None:
+    # litellm takes seconds to import; do it before the first playground run needs it.
+    from apps.providers import gateway
+
+    threading.Thread(target=gateway.warm_up, name="gateway-warm-up", daemon=True).start()

@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.models import Role
+from apps.accounts.permissions import project_role_required
+from apps.prompts import selectors as prompt_selectors
+from apps.prompts.content import ContentProblem, build_content, content_of
+from apps.prompts.models import PromptKind, PromptVersion
+from apps.providers import gateway, selectors, services
+from apps.providers.forms import EndpointForm, VariableProblem, variable_rows, variable_values
+from apps.providers.models import EndpointKind
+
+# --- endpoints -------------------------------------------------------------------------------------
+
+
+def _endpoint_rows(project) -> list[dict[str, Any]]:
+    return [
+        {"endpoint": e, "local": selectors.local_status(endpoint=e)} for e in selectors.endpoint_list(project=project)
+    ]
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def endpoint_list(request: HttpRequest) -> HttpResponse:
+    context = {"rows": _endpoint_rows(request.project)}
+    if request.htmx and request.GET.get("part") == "local":
+        return render(request, "providers/endpoint_list.html#table", context)
+    return render(request, "providers/endpoint_list.html", context)
+
+
+def _save_endpoint(request: HttpRequest, form: EndpointForm, endpoint=None):
+    data = dict(form.cleaned_data)
+    api_key, clear = data.pop("api_key") or None, data.pop("clear_api_key")
+    try:
+        if endpoint is None:
+            return services.endpoint_create(project=request.project, actor=request.user, api_key=api_key or "", **data)
+        return services.endpoint_update(
+            endpoint=endpoint, actor=request.user, api_key=api_key, clear_api_key=clear, **data
+        )
+    except services.EndpointError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return None
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.ADMIN)
+def endpoint_create(request: HttpRequest) -> HttpResponse:
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        endpoint = _save_endpoint(request, form)
+        if endpoint is not None:
+            messages.success(request, f"Endpoint {endpoint.name} created. Use Test connection to check it.")
+            return redirect("providers:endpoints", project_slug=request.project.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "providers/endpoint_form.html", {"form": form, "endpoint": None}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.ADMIN)
+def endpoint_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = selectors.endpoint_get(project=request.project, endpoint_id=endpoint_id)
+    if request.method == "POST":
+        form = EndpointForm(request.POST)
+        if form.is_valid() and _save_endpoint(request, form, endpoint) is not None:
+            messages.success(request, f"Endpoint {form.cleaned_data['name']} saved.")
+            return redirect("providers:endpoints", project_slug=request.project.slug)
+        status = 400
+    else:
+        form, status = EndpointForm(initial=EndpointForm.initial_for(endpoint)), 200
+    context = {"form": form, "endpoint": endpoint, "local": selectors.local_status(endpoint=endpoint)}
+    return render(request, "providers/endpoint_form.html", context, status=status)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = selectors.endpoint_get(project=request.project, endpoint_id=endpoint_id)
+    services.endpoint_delete(endpoint=endpoint, actor=request.user)
+    messages.success(request, f"Endpoint {endpoint.name} deleted.")
+    return redirect("providers:endpoints", project_slug=request.project.slug)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = selectors.endpoint_get(project=request.project, endpoint_id=endpoint_id)
+    try:
+        completion = services.endpoint_check(endpoint=endpoint)
+    except gateway.GatewayError as exc:
+        outcome = {"ok": False, "kind": exc.label, "message": exc.message}
+    else:
+        outcome = {"ok": True, "completion": completion}
+    if request.htmx:
+        return render(request, "providers/endpoint_list.html#test_result", {"endpoint": endpoint, "outcome": outcome})
+    if outcome["ok"]:
+        messages.success(request, f"{endpoint.name} answered in {outcome['completion'].latency_ms} ms.")
+    else:
+        messages.error(request, f"{endpoint.name}: {outcome['kind']}: {outcome['message']}")
+    return redirect("providers:endpoints", project_slug=request.project.slug)
+
+
+# --- playground ------------------------------------------------------------------------------------
+
+
+def _chosen_version(request: HttpRequest, params) -> tuple[Any, PromptVersion | None]:
+    name = (params.get("prompt") or "").strip()
+    if not name:
+        return None, None
+    prompt = prompt_selectors.prompt_get(project=request.project, name=name)
+    number = (params.get("version") or "").strip()
+    if number:
+        try:
+            return prompt, prompt_selectors.version_get(prompt=prompt, number=int(number))
+        except ValueError:
+            raise Http404("No such version.") from None
+    return prompt, prompt_selectors.version_newest(prompt=prompt)
+
+
+def _posted_messages(post) -> list[dict[str, str]]:
+    rows = []
+    for index in range(int(post.get("msg_count") or 0)):
+        role, text = post.get(f"msg-{index}-role", ""), post.get(f"msg-{index}-content", "")
+        if role or text:
+            rows.append({"role": role, "content": text})
+    return rows
+
+
+def _posted_content(post, version: PromptVersion | None):
+    kind = version.kind if version else (post.get("kind") if post.get("kind") in PromptKind.values else "text")
+    specs = [dict(spec) for spec in (version.variables if version else [])]
+    return build_content(
+        kind=kind,
+        template=post.get("template", "") if kind == PromptKind.TEXT else "",
+        messages=_posted_messages(post) if kind == PromptKind.CHAT else None,
+        config=version.config if version else {},
+        variable_specs=specs,
+    )
+
+
+def _selected_ids(post) -> list[int]:
+    try:
+        return [int(value) for value in post.getlist("endpoints")]
+    except ValueError:
+        raise Http404("No such model endpoint in this project.") from None
+
+
+def _default_selection(endpoints) -> list[int]:
+    preferred = [e.pk for e in endpoints if e.kind == EndpointKind.LOCAL] or [
+        e.pk for e in endpoints if e.kind != EndpointKind.SIMULATED
+    ]
+    return preferred[:1] or [e.pk for e in endpoints][:1]
+
+
+def _local_notes(endpoints) -> list[str]:
+    notes = []
+    for endpoint in endpoints:
+        status = selectors.local_status(endpoint=endpoint)
+        if status is not None and not status["ready"]:
+            notes.append(f"{endpoint.name}: {status['summary']}")
+    return notes
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.EDITOR)
+def playground(request: HttpRequest) -> HttpResponse:
+    params = request.POST if request.method == "POST" else request.GET
+    prompt, version = _chosen_version(request, params)
+    endpoints = list(selectors.endpoint_list(project=request.project, active_only=True))
+    context: dict[str, Any] = {
+        "prompt": prompt,
+        "version": version,
+        "prompt_list": prompt_selectors.prompt_list(project=request.project),
+        "version_list": prompt_selectors.version_list(prompt=prompt) if prompt else [],
+        "endpoints": endpoints,
+        "recent_runs": selectors.playground_run_list(project=request.project),
+        "local_notes": _local_notes(endpoints),
+    }
+    if request.method == "GET":
+        base = content_of(version) if version else None
+        context.update(
+            kind=base.kind if base else PromptKind.TEXT,
+            template=base.template if base else "",
+            messages=base.messages if base else [],
+            rows=variable_rows(base.variables if base else []),
+            selected=_default_selection(endpoints),
+        )
+        return render(request, "providers/playground.html", context)
+
+    context.update(
+        kind=version.kind if version else (params.get("kind") or "text"),
+        template=params.get("template", ""),
+        messages=_posted_messages(params),
+        selected=_selected_ids(params),
+    )
+    try:
+        content = _posted_content(params, version)
+    except ContentProblem as exc:
+        context.update(problem=str(exc), rows=variable_rows(version.variables if version else [], params))
+        return _playground_answer(request, context, status=400)
+    context["rows"] = variable_rows(content.variables, params)
+    if params.get("intent") == "refresh":
+        return render(request, "providers/playground.html#variables", context)
+    try:
+        values = variable_values(content.variables, params)
+        chosen = selectors.endpoints_by_ids(project=request.project, ids=context["selected"])
+        run = services.playground_run_create(
+            project=request.project,
+            actor=request.user,
+            content=content,
+            variables=values,
+            endpoints=chosen,
+            version=version if version is not None and version.content_hash == content.hash() else None,
+        )
+    except (VariableProblem, services.PlaygroundError) as exc:
+        context["problem"] = str(exc)
+        return _playground_answer(request, context, status=400)
+    if request.htmx:
+        response = render(request, "providers/playground_run.html#results", _run_context(run))
+        response.write('<div id="problem" class="mt-3" hx-swap-oob="true"></div>')
+        return response
+    return redirect("providers:run", project_slug=request.project.slug, run_id=run.pk)
+
+
+def _playground_answer(request: HttpRequest, context: dict[str, Any], *, status: int) -> HttpResponse:
+    if request.htmx:
+        # The problem replaces the message box, and the form keeps everything typed.
+        response = render(request, "providers/playground.html#problem", context)
+        response["HX-Retarget"] = "#problem"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return render(request, "providers/playground.html", context, status=status)
+
+
+def _run_context(run) -> dict[str, Any]:
+    results = list(run.results.all())
+    return {"run": run, "results": results, "finished": all(r.is_finished for r in results)}
+
+
+@require_GET
+@project_role_required(Role.EDITOR)
+def playground_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.playground_run_get(project=request.project, run_id=run_id)
+    context = _run_context(run)
+    if request.htmx:
+        return render(request, "providers/playground_run.html#results", context)
+    return render(request, "providers/playground_run.html", context)

@@ -1,0 +1,121 @@
+"""The release gate: the one guard every label move and delete in the studio passes through.
+
+`apps.prompts.services.label_move` / `label_delete` call `release_gate` inside
+their transaction, after locking the label row, for every caller: the studio
+pages, the REST API with an API key, a management command, a shell. A label
+whose policy is protected moves only
+
+1. inside `services.review_release`, which marks the move with the review it
+   releases (a context variable); the gate then re-reads that review under a
+   row lock and re-counts its approvals against the policy, so even a forged
+   marker can only move the label to an approved version; or
+2. back to a version that an approved review released under the same label
+   before (a rollback), which is audited as such.
+
+Everything else is refused with `LabelMoveRefused`, whoever asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from apps.audit.services import audit_record
+from apps.prompts.services import LabelMoveAttempt, LabelMoveRefused
+from apps.reviews import selectors, webhooks
+from apps.reviews.models import ReviewRequest, ReviewStatus, WebhookEvent
+
+_releasing: ContextVar[int | None] = ContextVar("reviews_releasing", default=None)
+
+
+@contextmanager
+def releasing(review_id: int) -> Iterator[None]:
+    token = _releasing.set(review_id)
+    try:
+        yield
+    finally:
+        _releasing.reset(token)
+
+
+def release_gate(attempt: LabelMoveAttempt) -> None:
+    policy = selectors.protected_policy(project_id=attempt.prompt.project_id, label_name=attempt.label_name)
+    if policy is None:
+        return
+    label = attempt.label_name
+    if attempt.to_version is None:
+        raise LabelMoveRefused(
+            f"{label} is protected by a release policy and cannot be deleted. "
+            "A project admin can unprotect it under Reviews → Release policies first."
+        )
+    review_id = _releasing.get()
+    if review_id is not None:
+        _check_release(attempt, review_id, policy)
+        return
+    released_by = selectors.was_released(prompt=attempt.prompt, label_name=label, version=attempt.to_version)
+    if released_by is not None:
+        _record_rollback(attempt, released_by)
+        return
+    raise LabelMoveRefused(
+        f"{label} is protected: a review is required. It moves only to a version approved through a review "
+        f"request — open v{attempt.to_version.number} and press “Request release”. "
+        f"Only a rollback to a version released under {label} before is allowed without one."
+    )
+
+
+def _check_release(attempt: LabelMoveAttempt, review_id: int, policy) -> None:
+    review = (
+        ReviewRequest.objects.select_for_update(of=("self",)).select_related("version").filter(pk=review_id).first()
+    )
+    matches = (
+        review is not None
+        and review.status in (ReviewStatus.OPEN, ReviewStatus.APPROVED)
+        and review.prompt_id == attempt.prompt.pk
+        and review.label_name == attempt.label_name
+        and review.version_id == attempt.to_version.pk
+        and review.content_hash == attempt.to_version.content_hash
+    )
+    if not matches:
+        raise LabelMoveRefused(f"{attempt.label_name} is protected: this move is not the release of its review.")
+    state = selectors.approval_state(review=review, policy=policy)
+    if not state.met:
+        raise LabelMoveRefused(f"{attempt.label_name} is protected: {state.blocking_reason()}")
+
+
+def _record_rollback(attempt: LabelMoveAttempt, released_by: ReviewRequest) -> None:
+    before = {"version": attempt.from_version.number} if attempt.from_version else None
+    after = {
+        "version": attempt.to_version.number,
+        "content_hash": attempt.to_version.content_hash,
+        "released_by_review": released_by.pk,
+    }
+    audit_record(
+        project_id=attempt.prompt.project_id,
+        actor=attempt.actor,
+        action="release.rolled_back",
+        object_type="prompts.label",
+        object_id=f"{attempt.prompt.pk}:{attempt.label_name}",
+        object_repr=f"{attempt.prompt.name}@{attempt.label_name}",
+        before=before,
+        after=after,
+    )
+    webhooks.emit(
+        project_id=attempt.prompt.project_id,
+        event=WebhookEvent.ROLLED_BACK,
+        data={
+            "prompt": attempt.prompt.name,
+            "label": attempt.label_name,
+            "from_version": attempt.from_version.number if attempt.from_version else None,
+            "to_version": attempt.to_version.number,
+            "released_by_review": released_by.pk,
+            "actor": _repr(attempt.actor),
+        },
+    )
+
+
+def _repr(actor) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    return actor.audit_repr if hasattr(actor, "audit_repr") else actor.get_username()

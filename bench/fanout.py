@@ -1,0 +1,253 @@
+"""Benchmark: an experiment's fan-out through real Celery workers on the configured broker.
+
+2,000 cells against the simulated OpenAI-compatible server with 100 ms latency
+per call and a total concurrency of 50 (the endpoint's limit, shared by the
+workers). Prints:
+
+- `fanout_vs_ideal: <ratio>`: wall time from start to the last cell written,
+  over the ideal N x latency / concurrency (target <= 1.25);
+- `fanout_vs_raw_http: <ratio>`: the same wall time over 2,000 bare async HTTP
+  calls with concurrency 50 to the same server, measured in this run;
+- cells per second, and the workers' CPU milliseconds per cell (their processes' CPU time during the run,
+  from /proc; start-up excluded).
+
+Runs standalone: `python bench/fanout.py`. A temporary SQLite database and the
+file broker unless DATABASE_URL / CELERY_BROKER_URL / REDIS_URL are set (then
+it creates and drops a test database there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CELLS = int(os.environ.get("BENCH_FANOUT_CELLS", "2000"))
+LATENCY_MS = 100
+CONCURRENCY = 50
+WORKERS = 2
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(workdir: Path) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    os.environ["STUDIO_DATA_DIR"] = str(workdir)
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["LOCAL_MODELS"] = "false"
+    os.environ["EXPERIMENT_BATCH_SIZE"] = str(CONCURRENCY // WORKERS)
+    import django
+
+    django.setup()
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def start_workers(workdir: Path) -> list[subprocess.Popen]:
+    workers = []
+    for index in range(WORKERS):
+        ready = workdir / f"worker-{index}.ready"
+        env = {**os.environ, "DATABASE_URL": database_url(), "STUDIO_WORKER_READY_FILE": str(ready)}
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "studio",
+                    "worker",
+                    "-Q",
+                    "experiments",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"bench{index}@%h",
+                ],
+                cwd=ROOT,
+                env=env,
+            )  # fmt: skip
+        )
+    deadline = time.monotonic() + 90
+    while not all((workdir / f"worker-{i}.ready").exists() for i in range(WORKERS)):
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            raise SystemExit("the workers did not start")
+        time.sleep(0.1)
+    return workers
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (a prefork worker's pool children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(workers: list[subprocess.Popen]) -> float:
+    """CPU time (user + system) the workers' processes have used so far, read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for worker in workers:
+        for pid in _tree(worker.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def raw_http(url: str, calls: int) -> float:
+    import httpx
+
+    limit = asyncio.Semaphore(CONCURRENCY)
+    body = {"model": "echo", "messages": [{"role": "user", "content": "hello there"}]}
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+
+        async def one() -> None:
+            async with limit:
+                response = await client.post(f"{url}/chat/completions", json=body)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(calls)))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        workdir = Path(tmp)
+        setup_django(workdir)
+        from django.core.management import call_command
+        from django.db import connection
+
+        external = connection.vendor != "sqlite"
+        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True) if external else None
+        if not external:
+            call_command("migrate", verbosity=0, interactive=False)
+        try:
+            run(workdir)
+        finally:
+            if external:
+                connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def run(workdir: Path) -> None:
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.services import project_create
+    from apps.datasets.services import dataset_create, dataset_version_create_from_records
+    from apps.experiments import services
+    from apps.experiments.models import Cell, CellStatus, Experiment
+    from apps.prompts import services as prompt_services
+    from apps.prompts.content import build_content
+    from apps.providers.models import EndpointKind
+    from apps.providers.services import endpoint_create
+    from apps.providers.testing.server import Behaviour, ModelServer
+
+    server = ModelServer(Behaviour(latency_ms=LATENCY_MS)).start()
+    raw_seconds = asyncio.run(raw_http(server.url, CELLS))
+    server.reset()
+    server.configure(latency_ms=LATENCY_MS)
+
+    user = get_user_model().objects.create_user("bench")
+    project = project_create(name="Bench", slug="bench", creator=user)
+    dataset = dataset_create(project=project, name="bench", actor=user)
+    rows = [
+        {"input": {"question": f"question number {i}"}, "expected": None, "metadata": {}} for i in range(CELLS // 2)
+    ]
+    version = dataset_version_create_from_records(dataset=dataset, records=rows, message="bench", actor=user)
+    prompt = prompt_services.prompt_create(project=project, name="bench", actor=user)
+    prompt_version = prompt_services.prompt_version_create(
+        prompt=prompt,
+        content=build_content(kind="text", template="{{ question }}"),
+        parent_number=None,
+        message="",
+        actor=user,
+    )
+    endpoint = endpoint_create(
+        project=project, actor="bench", name="sim", kind=EndpointKind.SIMULATED, model="openai/echo",
+        api_base=server.url, max_concurrency=CONCURRENCY, timeout_seconds=30,
+    )  # fmt: skip
+    experiment = services.experiment_create(
+        project=project,
+        name="bench",
+        dataset_version=version,
+        variants=[
+            services.VariantSpec("A", prompt_version, endpoint),
+            services.VariantSpec("B", prompt_version, endpoint),
+        ],
+        actor=user,
+    )
+    workers = start_workers(workdir)
+    try:
+        cpu_before = cpu_seconds(workers)
+        started = time.perf_counter()
+        services.experiment_start(experiment=experiment, actor=user)
+        while not Experiment.objects.get(pk=experiment.pk).is_final:
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+        cpu_ms = (cpu_seconds(workers) - cpu_before) * 1000
+    finally:
+        stop_workers(workers)
+        server.stop()
+    done = Cell.objects.filter(experiment=experiment, status=CellStatus.DONE).count()
+    ideal = CELLS * (LATENCY_MS / 1000) / CONCURRENCY
+    print(f"cells: {CELLS} ({done} done), latency {LATENCY_MS} ms, concurrency {CONCURRENCY}, workers {WORKERS}")
+    print(f"database: {connection_vendor()}, broker: {settings.CELERY_BROKER_URL.split('://')[0]}")
+    print(f"wall_seconds: {wall:.2f} (ideal {ideal:.2f}, bare async HTTP {raw_seconds:.2f})")
+    print(f"fanout_vs_ideal: {wall / ideal:.2f}")
+    print(f"fanout_vs_raw_http: {wall / raw_seconds:.2f}")
+    print(f"cells_per_second: {done / wall:.0f}")
+    print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f}")
+
+
+def connection_vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
+
+
+if __name__ == "__main__":
+    main()

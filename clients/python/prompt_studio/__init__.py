@@ -1,0 +1,5 @@
+"""Client for Prompt Studio's REST API: `Studio(base_url, api_key).get_prompt(name).render(**variables)`."""
+
+from prompt_studio.client import Prompt, RenderError, Studio, StudioError, StudioUnavailable
+
+__all__ = ["Prompt", "RenderError", "Studio", "StudioError", "StudioUnavailable"]

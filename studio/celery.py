@@ -1,0 +1,37 @@
+"""The Celery app: JSON only, late acks, prefetch 1, queues `interactive` and `experiments`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+from kombu import Exchange, Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+
+QUEUES = ("interactive", "experiments")
+
+app = Celery("studio")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# Each queue has its own exchange and key: a task routed to one queue is never delivered to the other.
+app.conf.task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+app.conf.task_default_exchange = "interactive"
+app.conf.task_default_routing_key = "interactive"
+app.autodiscover_tasks()
+
+# A test or a supervisor may ask the worker to say when it is ready to take work.
+_READY_FILE = os.environ.get("STUDIO_WORKER_READY_FILE")
+
+
+@worker_ready.connect
+def _announce_ready(**_kwargs) -> None:
+    if _READY_FILE:
+        Path(_READY_FILE).write_text(str(os.getpid()))
+
+
+@worker_shutdown.connect
+def _withdraw_ready(**_kwargs) -> None:
+    if _READY_FILE:
+        Path(_READY_FILE).unlink(missing_ok=True)
