@@ -30,7 +30,10 @@ from pathlib import Path
 CELLS = int(os.environ.get("BENCH_FANOUT_CELLS", "2000"))
 LATENCY_MS = 100
 CONCURRENCY = 50
-WORKERS = 2
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+WARM_UP_ROWS = 50
+POOL = os.environ.get("BENCH_POOL", "prefork")
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -41,7 +44,7 @@ def setup_django(workdir: Path) -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["LOCAL_MODELS"] = "false"
-    os.environ["EXPERIMENT_BATCH_SIZE"] = str(CONCURRENCY // WORKERS)
+    os.environ["EXPERIMENT_BATCH_SIZE"] = os.environ.get("BENCH_BATCH_SIZE", str(CONCURRENCY // WORKERS))
     import django
 
     django.setup()
@@ -73,8 +76,10 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
                     "worker",
                     "-Q",
                     "experiments",
+                    "--pool",
+                    POOL,
                     "--concurrency",
-                    "1",
+                    str(THREADS),
                     "--loglevel",
                     "WARNING",
                     "--without-gossip",
@@ -124,6 +129,13 @@ def cpu_seconds(workers: list[subprocess.Popen]) -> float:
                 continue
             total += int(fields[11]) + int(fields[12])
     return total / ticks
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
@@ -210,29 +222,51 @@ def run(workdir: Path) -> None:
         project=project, actor="bench", name="sim", kind=EndpointKind.SIMULATED, model="openai/echo",
         api_base=server.url, max_concurrency=CONCURRENCY, timeout_seconds=30,
     )  # fmt: skip
-    experiment = services.experiment_create(
-        project=project,
-        name="bench",
-        dataset_version=version,
-        variants=[
-            services.VariantSpec("A", prompt_version, endpoint),
-            services.VariantSpec("B", prompt_version, endpoint),
-        ],
-        actor=user,
-    )
+
+    def experiment(name: str, dataset_version) -> Experiment:
+        return services.experiment_create(
+            project=project,
+            name=name,
+            dataset_version=dataset_version,
+            variants=[
+                services.VariantSpec("A", prompt_version, endpoint),
+                services.VariantSpec("B", prompt_version, endpoint),
+            ],
+            actor=user,
+        )
+
+    def run_to_the_end(experiment: Experiment, samples: list[int]) -> None:
+        services.experiment_start(experiment=experiment, actor=user)
+        next_check = time.perf_counter()
+        while True:
+            samples.append(server.in_flight)
+            if time.perf_counter() >= next_check:
+                if Experiment.objects.get(pk=experiment.pk).is_final:
+                    return
+                next_check = time.perf_counter() + 0.05
+            time.sleep(0.01)
+
+    # Workers live long in a deployment: a small experiment first warms each one up (imports, connection
+    # pools), as the hours before a real experiment would; then the timed one.
+    warm = dataset_version_create_from_records(dataset=dataset, records=rows[:WARM_UP_ROWS], message="warm", actor=user)
+    timed = experiment("bench", version)
     workers = start_workers(workdir)
     try:
-        cpu_before = cpu_seconds(workers)
+        run_to_the_end(experiment("warm-up", warm), [])
+        server.reset()
+        server.configure(latency_ms=LATENCY_MS)
+        samples: list[int] = []
+        cpu_before, machine_before = cpu_seconds(workers), machine_busy()
         started = time.perf_counter()
-        services.experiment_start(experiment=experiment, actor=user)
-        while not Experiment.objects.get(pk=experiment.pk).is_final:
-            time.sleep(0.02)
+        run_to_the_end(timed, samples)
         wall = time.perf_counter() - started
         cpu_ms = (cpu_seconds(workers) - cpu_before) * 1000
+        machine = machine_busy()
+        busy = (machine[0] - machine_before[0]) / max(machine[1] - machine_before[1], 1)
     finally:
         stop_workers(workers)
         server.stop()
-    done = Cell.objects.filter(experiment=experiment, status=CellStatus.DONE).count()
+    done = Cell.objects.filter(experiment=timed, status=CellStatus.DONE).count()
     ideal = CELLS * (LATENCY_MS / 1000) / CONCURRENCY
     print(f"cells: {CELLS} ({done} done), latency {LATENCY_MS} ms, concurrency {CONCURRENCY}, workers {WORKERS}")
     print(f"database: {connection_vendor()}, broker: {settings.CELERY_BROKER_URL.split('://')[0]}")
@@ -241,6 +275,8 @@ def run(workdir: Path) -> None:
     print(f"fanout_vs_raw_http: {wall / raw_seconds:.2f}")
     print(f"cells_per_second: {done / wall:.0f}")
     print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f}")
+    print(f"mean_calls_in_flight: {sum(samples) / max(len(samples), 1):.1f} of {CONCURRENCY}")
+    print(f"machine_cpu_busy: {busy:.0%} of {os.cpu_count()} cores")
 
 
 def connection_vendor() -> str:

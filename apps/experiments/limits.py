@@ -24,6 +24,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 LEASE_SECONDS = 15
+POLL_SECONDS = 0.01
 
 _ACQUIRE = """
 local key, limit, token, now, lease = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -52,7 +53,48 @@ def redis_url() -> str:
     return broker if broker.startswith(("redis://", "rediss://")) else ""
 
 
-class RedisLimiter:
+class _Turn:
+    def __init__(self):
+        self.lock = asyncio.Lock()  # FIFO: waiters take turns
+        self.released = asyncio.Event()
+
+
+class Limiter:
+    """What every limiter shares: how a call waits for a slot.
+
+    The calls of a process that find the endpoint full queue up in order, and only the first of them
+    polls the shared slots (from 2 ms up to POLL_SECONDS apart); a slot this process frees wakes it at
+    once. So a worker with more calls than slots keeps every slot busy without a storm of polls.
+    """
+
+    def _turn(self, endpoint_id: int) -> _Turn:
+        turns = self.__dict__.setdefault("_turns", {})
+        if endpoint_id not in turns:
+            turns[endpoint_id] = _Turn()
+        return turns[endpoint_id]
+
+    async def acquire_in_turn(self, endpoint_id: int, limit: int, token: str, stopped) -> bool:
+        turn = self._turn(endpoint_id)
+        if not turn.lock.locked() and await self.try_acquire(endpoint_id, limit, token):
+            return True
+        async with turn.lock:
+            delay = 0.002
+            while not await self.try_acquire(endpoint_id, limit, token):
+                if stopped():
+                    return False
+                turn.released.clear()
+                try:
+                    await asyncio.wait_for(turn.released.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 1.5, POLL_SECONDS)
+            return True
+
+    def notify_release(self, endpoint_id: int) -> None:
+        self._turn(endpoint_id).released.set()
+
+
+class RedisLimiter(Limiter):
     def __init__(self, url: str):
         import redis.asyncio as aioredis
 
@@ -136,7 +178,7 @@ def _db_try_rate(endpoint_id: int, per_minute: int) -> bool:
         connection.close()
 
 
-class DatabaseLimiter:
+class DatabaseLimiter(Limiter):
     async def try_acquire(self, endpoint_id: int, limit: int, token: str) -> bool:
         return await asyncio.to_thread(_db_try_acquire, endpoint_id, limit, token)
 
@@ -154,32 +196,61 @@ class DatabaseLimiter:
 
 
 class FileLimiter(DatabaseLimiter):
-    """Slots as non-blocking exclusive file locks (one machine); the rate counter stays in the database."""
+    """Slots as non-blocking exclusive file locks (one machine); the rate counter stays in the database.
+
+    Each slot's file is opened once per process and kept open; taking a slot is one flock() on it, and
+    the search starts after the slot taken last, so a busy endpoint costs a few system calls, not one
+    per slot. A process never tries a slot it holds itself (a second flock on the same open file would
+    succeed), and the kernel drops every lock the moment its process dies.
+    """
 
     def __init__(self, folder):
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.held: dict[str, int] = {}
+        self.files: dict[tuple[int, int], int] = {}  # (endpoint, slot) -> open descriptor
+        self.mine: set[tuple[int, int]] = set()  # slots this process holds
+        self.held: dict[str, tuple[int, int]] = {}  # token -> slot
+        self.next: dict[int, int] = {}  # endpoint -> where the next search starts
+
+    def _descriptor(self, key: tuple[int, int]) -> int:
+        descriptor = self.files.get(key)
+        if descriptor is None:
+            path = self.folder / f"endpoint-{key[0]}-slot-{key[1]}.lock"
+            descriptor = self.files[key] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        return descriptor
 
     async def try_acquire(self, endpoint_id: int, limit: int, token: str) -> bool:
-        for slot in range(limit):
-            descriptor = os.open(self.folder / f"endpoint-{endpoint_id}-slot-{slot}.lock", os.O_RDWR | os.O_CREAT)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(descriptor)
+        start = self.next.get(endpoint_id, 0)
+        for step in range(limit):
+            key = (endpoint_id, (start + step) % limit)
+            if key in self.mine:
                 continue
-            self.held[token] = descriptor
+            try:
+                fcntl.flock(self._descriptor(key), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            self.mine.add(key)
+            self.held[token] = key
+            self.next[endpoint_id] = (key[1] + 1) % limit
             return True
         return False
 
     async def release(self, endpoint_id: int, token: str) -> None:
-        descriptor = self.held.pop(token, None)
-        if descriptor is not None:
-            os.close(descriptor)  # closing drops the lock
+        key = self.held.pop(token, None)
+        if key is not None:
+            fcntl.flock(self.files[key], fcntl.LOCK_UN)
+            self.mine.discard(key)
 
     async def renew(self, endpoint_id: int, token: str) -> None:
         return None  # a file lock lasts as long as its holder
+
+    async def close(self) -> None:
+        for descriptor in self.files.values():
+            os.close(descriptor)  # closing drops any lock still held
+        self.files.clear()
+        self.mine.clear()
+        self.held.clear()
+        await super().close()
 
 
 def make_limiter():
@@ -195,13 +266,9 @@ def make_limiter():
 async def endpoint_slot(limiter, *, endpoint_id: int, concurrency: int, per_minute: int | None, stopped):
     """Wait for a free slot (and room in this minute's budget); yields False if the batch was stopped meanwhile."""
     token = uuid.uuid4().hex
-    delay = 0.005
-    while not await limiter.try_acquire(endpoint_id, concurrency, token):
-        if stopped():
-            yield False
-            return
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
+    if not await limiter.acquire_in_turn(endpoint_id, concurrency, token, stopped):
+        yield False
+        return
 
     async def keep_alive() -> None:
         while True:
@@ -220,3 +287,4 @@ async def endpoint_slot(limiter, *, endpoint_id: int, concurrency: int, per_minu
     finally:
         renewer.cancel()
         await limiter.release(endpoint_id, token)
+        limiter.notify_release(endpoint_id)

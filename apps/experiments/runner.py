@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -236,55 +236,79 @@ async def _run_jobs(jobs, configs, judges, results: queue.Queue, stop: threading
     await asyncio.gather(*(one(job) for job in jobs))
 
 
+_DONE_COLUMNS = (
+    "status", "request", "output", "finish_reason", "tokens_in", "tokens_out", "cost", "latency_ms", "attempts",
+    "provider_request_id", "finished_at", "claim_expires_at",
+)  # fmt: skip
+
+
+def _done_statement() -> str:
+    table = connection.ops.quote_name(Cell._meta.db_table)
+    columns = ", ".join(f"{connection.ops.quote_name(Cell._meta.get_field(c).column)} = %s" for c in _DONE_COLUMNS)
+    return f"UPDATE {table} SET {columns} WHERE id = %s AND claim_token = %s AND status = %s"  # noqa: S608 - names only
+
+
+def _done_row(outcome: Outcome, token: str, now) -> list[Any]:
+    done = outcome.completion
+    values = {
+        "status": CellStatus.DONE,
+        "request": done.request,
+        "output": done.output.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
+        "finish_reason": (done.finish_reason or "")[:40],
+        "tokens_in": done.tokens_in,
+        "tokens_out": done.tokens_out,
+        "cost": done.cost,
+        "latency_ms": done.latency_ms,
+        "attempts": done.attempts,
+        "provider_request_id": (done.request_id or "")[:200],
+        "finished_at": now,
+        "claim_expires_at": None,
+    }
+    row = [Cell._meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DONE_COLUMNS]
+    return [*row, outcome.cell_id, token, CellStatus.RUNNING]
+
+
 def _write(outcomes: list[Outcome], token: str) -> Decimal:
     """Store each outcome whose cell this batch still holds; returns the cost added.
 
-    One UPDATE per cell, guarded by the claim (a bulk CASE update measured slower in Django).
+    The finished cells are one executemany of an UPDATE guarded by the claim (the ORM's per-row
+    query building cost more CPU than the call itself); when fewer rows changed than were sent,
+    the cells still showing this batch's token as done are the ones it wrote.
     """
-    spent = Decimal(0)
+    done = [o for o in outcomes if not o.not_started and o.error is None]
     for outcome in outcomes:
-        if outcome.not_started:
-            continue  # still held by this batch: _settle_after_stop puts it back or cancels it
-        if outcome.error is not None:
+        if not outcome.not_started and outcome.error is not None:
             error = outcome.error
             _fail(outcome.cell_id, token, error.kind, error.message, getattr(error, "attempts", 1))
-            continue
-        done = outcome.completion
-        written = Cell.objects.filter(
-            pk=outcome.cell_id, claim_token=token, status=CellStatus.RUNNING
-        ).update(
-            status=CellStatus.DONE,
-            request=done.request,
-            output=done.output.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
-            finish_reason=(done.finish_reason or "")[:40],
-            tokens_in=done.tokens_in,
-            tokens_out=done.tokens_out,
-            cost=done.cost,
-            latency_ms=done.latency_ms,
-            attempts=done.attempts,
-            provider_request_id=(done.request_id or "")[:200],
-            finished_at=timezone.now(),
-            claim_expires_at=None,
+    # not_started: still held by this batch; _settle_after_stop puts them back or cancels them.
+    if not done:
+        return Decimal(0)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.executemany(_done_statement(), [_done_row(o, token, now) for o in done])
+        changed = cursor.rowcount
+    if changed != len(done):
+        ours = set(
+            Cell.objects.filter(
+                pk__in=[o.cell_id for o in done], claim_token=token, status=CellStatus.DONE, finished_at=now
+            ).values_list("pk", flat=True)
         )
-        if not written:
-            continue
-        spent += done.cost or Decimal(0)
-        if outcome.scores:
-            Score.objects.bulk_create(
-                [
-                    Score(
-                        cell_id=outcome.cell_id,
-                        evaluator_id=evaluator_id,
-                        value=score.value if score else None,
-                        passed=score.passed if score else None,
-                        explanation=score.explanation if score else "",
-                        error=error,
-                    )
-                    for evaluator_id, score, error in outcome.scores
-                ],
-                ignore_conflicts=True,
-            )
-    return spent
+        done = [o for o in done if o.cell_id in ours]
+    scores = [
+        Score(
+            cell_id=outcome.cell_id,
+            evaluator_id=evaluator_id,
+            value=score.value if score else None,
+            passed=score.passed if score else None,
+            explanation=score.explanation if score else "",
+            error=error,
+        )
+        for outcome in done
+        for evaluator_id, score, error in outcome.scores
+    ]
+    if scores:
+        Score.objects.bulk_create(scores, ignore_conflicts=True)
+    return sum((o.completion.cost or Decimal(0) for o in done), Decimal(0))
 
 
 def run_batch(experiment_id: int, cell_ids: list[int]) -> dict[str, int]:

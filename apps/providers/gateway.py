@@ -99,6 +99,9 @@ class Target:
     price_input_per_mtok: Decimal | None = None
     price_output_per_mtok: Decimal | None = None
     limiter_key: str = ""
+    # The studio's own OpenAI-compatible servers (simulated, local llama.cpp): chat goes through litellm's
+    # generic OpenAI-compatible HTTP route instead of the openai SDK, about 1 ms less CPU per call.
+    own_server: bool = False
 
     @classmethod
     def from_endpoint(cls, endpoint, *, with_key: bool = True) -> Target:
@@ -123,6 +126,7 @@ class Target:
             price_input_per_mtok=endpoint.price_input_per_mtok,
             price_output_per_mtok=endpoint.price_output_per_mtok,
             limiter_key=f"endpoint:{endpoint.pk}:{endpoint.max_concurrency}:{endpoint.requests_per_minute}",
+            own_server=endpoint.kind in ("simulated", "local") and bool(endpoint.api_base),
         )
 
 
@@ -445,6 +449,13 @@ def _call_kwargs(target: Target, params: dict[str, Any], timeout: float) -> dict
     return kwargs
 
 
+def _chat_model(target: Target) -> str:
+    """The litellm model string of a chat call (what the endpoint says, but see Target.own_server)."""
+    if target.own_server and target.model.startswith("openai/"):
+        return "hosted_vllm/" + target.model.removeprefix("openai/")
+    return target.model
+
+
 def _completion_model(target: Target) -> str:
     if target.model.startswith("openai/"):
         return "text-completion-openai/" + target.model.removeprefix("openai/")
@@ -646,7 +657,7 @@ def generate(
     if how == "chat":
 
         def call():
-            return litellm.completion(model=target.model, **kwargs)
+            return litellm.completion(model=_chat_model(target), **kwargs)
     else:
 
         def call():
@@ -675,7 +686,7 @@ async def agenerate(
     if how == "chat":
 
         def call():
-            return litellm.acompletion(model=target.model, **kwargs)
+            return litellm.acompletion(model=_chat_model(target), **kwargs)
     else:
 
         def call():

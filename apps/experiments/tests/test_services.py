@@ -111,6 +111,28 @@ def test_the_file_limiter_hands_out_at_most_its_slots(tmp_path):
     assert _slots_scenario(limits.FileLimiter(tmp_path), 7) == (True, True, False, True)
 
 
+def test_file_limiters_share_slots_like_separate_processes(tmp_path):
+    """Two limiters open their own files, as two worker processes would: together they never exceed the limit."""
+    import asyncio
+
+    from apps.experiments import limits
+
+    other, mine = limits.FileLimiter(tmp_path), limits.FileLimiter(tmp_path)
+
+    async def scenario():
+        taken = [await other.try_acquire(3, 3, "o1"), await other.try_acquire(3, 3, "o2")]
+        taken += [await mine.try_acquire(3, 3, "m1"), await mine.try_acquire(3, 3, "m2")]
+        await other.release(3, "o1")
+        taken.append(await mine.try_acquire(3, 3, "m3"))
+        await other.close()  # a process that dies frees what it held
+        taken.append(await mine.try_acquire(3, 3, "m4"))
+        taken.append(await mine.try_acquire(3, 3, "m5"))
+        await mine.close()
+        return taken
+
+    assert asyncio.run(scenario()) == [True, True, True, False, True, True, False]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_database_limiter_hands_out_at_most_its_slots(simulated_endpoint):
     from apps.experiments import limits

@@ -19,6 +19,13 @@ def fast_backoff(settings):
     settings.GATEWAY_RETRY_MAX_SECONDS = 0.2
 
 
+@pytest.fixture(params=[False, True], ids=["openai-sdk", "own-server"])
+def own(request):
+    """Both chat routes: the openai SDK (a provider's endpoint) and litellm's generic OpenAI-compatible
+    route that the studio uses for its own simulated and local servers (Target.own_server)."""
+    return request.param
+
+
 def target(server, model="openai/echo", **fields) -> Target:
     fields.setdefault("timeout", 5)
     fields.setdefault("max_retries", 3)
@@ -35,10 +42,14 @@ def say(text: str) -> list[dict]:
     return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
 
 
-def test_it_returns_output_finish_reason_tokens_cost_latency_and_request_id(sim_server):
+def test_it_returns_output_finish_reason_tokens_cost_latency_and_request_id(sim_server, own):
     sim_server.configure(latency_ms=50)
     endpoint = target(
-        sim_server, "openai/upper", price_input_per_mtok=Decimal("1.5"), price_output_per_mtok=Decimal("4")
+        sim_server,
+        "openai/upper",
+        own_server=own,
+        price_input_per_mtok=Decimal("1.5"),
+        price_output_per_mtok=Decimal("4"),
     )
 
     result = gateway.chat(endpoint, say("hello there world"))
@@ -111,23 +122,23 @@ def test_it_embeds_deterministically(sim_server):
     assert result.tokens_in == 6
 
 
-def test_it_retries_rate_limits_and_succeeds(sim_server):
-    result = gateway.chat(target(sim_server), say("hello [[fail:429 x2]] [[retry-after:0]]"))
+def test_it_retries_rate_limits_and_succeeds(sim_server, own):
+    result = gateway.chat(target(sim_server, own_server=own), say("hello [[fail:429 x2]] [[retry-after:0]]"))
     assert result.output == "hello"
     assert result.attempts == 3
     assert [s.status for s in sim_server.requests()] == [429, 429, 200]
 
 
-def test_it_honours_retry_after(sim_server):
+def test_it_honours_retry_after(sim_server, own):
     started = time.monotonic()
-    result = gateway.chat(target(sim_server), say("hello [[fail:429 x1]] [[retry-after:1]]"))
+    result = gateway.chat(target(sim_server, own_server=own), say("hello [[fail:429 x1]] [[retry-after:1]]"))
     assert result.attempts == 2
     assert time.monotonic() - started >= 1.0  # the backoff alone would wait about 0.02 s
 
 
-def test_it_gives_up_on_a_rate_limit_storm_with_a_plain_message(sim_server):
+def test_it_gives_up_on_a_rate_limit_storm_with_a_plain_message(sim_server, own):
     with pytest.raises(GatewayError) as error:
-        gateway.chat(target(sim_server, max_retries=2), say("hello [[fail:429]] [[retry-after:0]]"))
+        gateway.chat(target(sim_server, own_server=own, max_retries=2), say("hello [[fail:429]] [[retry-after:0]]"))
     assert error.value.kind == ErrorKind.RATE_LIMIT
     assert error.value.attempts == 3
     assert "rate limited" in error.value.message and "tried 3 times" in error.value.message
@@ -144,26 +155,26 @@ def test_it_does_not_wait_when_retry_after_is_unreasonably_long(sim_server, sett
     assert time.monotonic() - started < 2
 
 
-def test_it_retries_server_errors(sim_server):
-    result = gateway.chat(target(sim_server), say("hello [[fail:500 x1]]"))
+def test_it_retries_server_errors(sim_server, own):
+    result = gateway.chat(target(sim_server, own_server=own), say("hello [[fail:500 x1]]"))
     assert result.attempts == 2
     assert [s.status for s in sim_server.requests()] == [500, 200]
 
 
-def test_it_times_out_a_hanging_server_and_retries_then_gives_up(sim_server):
+def test_it_times_out_a_hanging_server_and_retries_then_gives_up(sim_server, own):
     started = time.monotonic()
     with pytest.raises(GatewayError) as error:
-        gateway.chat(target(sim_server, timeout=0.5, max_retries=1), say("hello [[hang]]"))
+        gateway.chat(target(sim_server, own_server=own, timeout=0.5, max_retries=1), say("hello [[hang]]"))
     assert error.value.kind == ErrorKind.TIMEOUT
     assert error.value.attempts == 2
     assert "did not answer within 0.5 seconds" in error.value.message
     assert time.monotonic() - started < 6
 
 
-def test_it_does_not_retry_a_wrong_key(sim_server):
+def test_it_does_not_retry_a_wrong_key(sim_server, own):
     sim_server.configure(api_key="sk-the-right-key-123456")
     with pytest.raises(GatewayError) as error:
-        gateway.chat(target(sim_server), say("hello"))
+        gateway.chat(target(sim_server, own_server=own), say("hello"))
     assert error.value.kind == ErrorKind.AUTH
     assert error.value.attempts == 1
     assert "refused the API key" in error.value.message
@@ -171,17 +182,17 @@ def test_it_does_not_retry_a_wrong_key(sim_server):
     assert len(sim_server.requests()) == 1
 
 
-def test_it_does_not_retry_a_bad_request(sim_server):
+def test_it_does_not_retry_a_bad_request(sim_server, own):
     with pytest.raises(GatewayError) as error:
-        gateway.chat(target(sim_server), say("hello [[fail:400]]"))
+        gateway.chat(target(sim_server, own_server=own), say("hello [[fail:400]]"))
     assert error.value.kind == ErrorKind.BAD_REQUEST
     assert error.value.attempts == 1
 
 
-def test_it_names_a_context_that_is_too_long(sim_server):
+def test_it_names_a_context_that_is_too_long(sim_server, own):
     sim_server.configure(context_tokens=10)
     with pytest.raises(GatewayError) as error:
-        gateway.chat(target(sim_server), say("word " * 50))
+        gateway.chat(target(sim_server, own_server=own), say("word " * 50))
     assert error.value.kind == ErrorKind.CONTEXT_TOO_LONG
     assert "context window" in error.value.message and "maximum context length is 10" in error.value.message
     assert error.value.attempts == 1
@@ -203,11 +214,11 @@ def test_it_survives_a_share_of_random_failures(sim_server):
     assert {s.status for s in sim_server.requests()} >= {200, 429, 500}
 
 
-def test_it_runs_async_calls_concurrently_within_the_endpoint_limit(sim_server):
+def test_it_runs_async_calls_concurrently_within_the_endpoint_limit(sim_server, own):
     sim_server.configure(latency_ms=200)
 
     async def many(limit: int, count: int):
-        endpoint = target(sim_server, max_concurrency=limit, limiter_key=f"async-{limit}")
+        endpoint = target(sim_server, own_server=own, max_concurrency=limit, limiter_key=f"async-{limit}-{own}")
         started = time.monotonic()
         results = await asyncio.gather(*(gateway.achat(endpoint, say(f"n{i}")) for i in range(count)))
         return results, time.monotonic() - started
