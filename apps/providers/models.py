@@ -127,6 +127,12 @@ class PlaygroundResult(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     provider_request_id = models.CharField(max_length=200, blank=True)
+    # A streamed result's output grows while it runs (written every STREAM_WRITE_SECONDS); a failed one keeps it.
+    streamed = models.BooleanField(default=False)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_estimated = models.BooleanField(
+        default=False, help_text="The provider sent no usage: tokens were counted with the model's tokenizer."
+    )
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -318,34 +319,75 @@ def _claim(result_id: int) -> bool:
 
 
 def playground_result_execute(*, result_id: int) -> PlaygroundResult | None:
-    """Make the model call of one result and save its outcome. Only a queued (or abandoned) result runs."""
+    """Make the model call of one result and save its outcome. Only a queued (or abandoned) result runs.
+
+    An endpoint that streams writes the growing output to the result while it runs (see _stream_into).
+    """
     if not _claim(result_id):
         return None
     result = PlaygroundResult.objects.select_related("endpoint").get(pk=result_id)
     endpoint = result.endpoint
     request = dict(result.request)
-    fields: dict[str, Any] = {"finished_at": timezone.now()}
+    fields: dict[str, Any] = {}
     try:
         if endpoint is None:
             raise gateway.GatewayError(gateway.ErrorKind.BAD_REQUEST, "The endpoint was deleted.", retryable=False)
         _refuse_unready_local(endpoint)
         messages, prompt = request.pop("messages", None), request.pop("prompt", None)
-        completion = gateway.generate(endpoint, messages=messages, prompt=prompt, params=request)
+        if gateway.supports_streaming(endpoint):
+            completion = _stream_into(result_id, endpoint, messages=messages, prompt=prompt, params=request)
+        else:
+            completion = gateway.generate(endpoint, messages=messages, prompt=prompt, params=request)
+    except gateway.StreamInterrupted as exc:
+        fields.update(_completion_fields(exc.partial), status=ResultStatus.FAILED)
+        fields.update(error_kind=exc.kind, error_message=exc.message, attempts=exc.attempts)
     except gateway.GatewayError as exc:
         fields.update(status=ResultStatus.FAILED, error_kind=exc.kind, error_message=exc.message, attempts=exc.attempts)
     else:
-        fields.update(
-            status=ResultStatus.DONE,
-            output=completion.output,
-            finish_reason=completion.finish_reason,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            cost=completion.cost,
-            latency_ms=completion.latency_ms,
-            attempts=completion.attempts,
-            provider_request_id=completion.request_id,
-        )
+        fields.update(_completion_fields(completion), status=ResultStatus.DONE)
     fields["finished_at"] = timezone.now()
     PlaygroundResult.objects.filter(pk=result_id).update(**fields)
     result.refresh_from_db()
     return result
+
+
+def _completion_fields(completion: gateway.Completion) -> dict[str, Any]:
+    fields = {
+        "output": completion.output,
+        "finish_reason": completion.finish_reason,
+        "tokens_in": completion.tokens_in,
+        "tokens_out": completion.tokens_out,
+        "cost": completion.cost,
+        "latency_ms": completion.latency_ms,
+        "attempts": completion.attempts,
+        "provider_request_id": completion.request_id,
+    }
+    if isinstance(completion, gateway.StreamedCompletion):
+        fields.update(
+            streamed=True,
+            time_to_first_token_ms=completion.time_to_first_token_ms,
+            tokens_estimated=completion.tokens_estimated,
+        )
+    return fields
+
+
+# How often a streaming result's growing output is written (the page polls it; the embedded cache is per
+# process, so the database is what the web process and the worker share).
+STREAM_WRITE_SECONDS = 0.2
+
+
+def _stream_into(result_id: int, endpoint: ModelEndpoint, **call: Any) -> gateway.StreamedCompletion:
+    """Stream the call, writing the output so far to the result at most every STREAM_WRITE_SECONDS."""
+    pieces: list[str] = []
+    written_at = 0.0
+    for item in gateway.stream(endpoint, **call):
+        if isinstance(item, gateway.StreamedCompletion):
+            return item
+        pieces.append(item)
+        now = time.monotonic()
+        if now - written_at >= STREAM_WRITE_SECONDS:
+            PlaygroundResult.objects.filter(pk=result_id, status=ResultStatus.RUNNING).update(
+                output="".join(pieces), streamed=True
+            )
+            written_at = now
+    raise gateway.GatewayError(gateway.ErrorKind.PROVIDER_ERROR, "The stream ended without its result.")

@@ -14,7 +14,7 @@ from apps.prompts.content import ContentProblem, build_content, content_of
 from apps.prompts.models import PromptKind, PromptVersion
 from apps.providers import gateway, selectors, services
 from apps.providers.forms import EndpointForm, VariableProblem, variable_rows, variable_values
-from apps.providers.models import EndpointKind
+from apps.providers.models import EndpointKind, ResultStatus
 
 # --- endpoints -------------------------------------------------------------------------------------
 
@@ -239,7 +239,12 @@ def _playground_answer(request: HttpRequest, context: dict[str, Any], *, status:
 
 def _run_context(run) -> dict[str, Any]:
     results = list(run.results.all())
-    return {"run": run, "results": results, "finished": all(r.is_finished for r in results)}
+    return {
+        "run": run,
+        "results": results,
+        "finished": all(r.is_finished for r in results),
+        "running": any(r.status == ResultStatus.RUNNING for r in results),
+    }
 
 
 @require_GET
