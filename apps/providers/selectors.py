@@ -61,3 +61,11 @@ def playground_run_list(*, project: Project, limit: int = 15) -> QuerySet[Playgr
         .prefetch_related("results")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def playground_result_get(*, run: PlaygroundRun, result_id: int) -> PlaygroundResult:
+    """One result of a run already scoped to a project; a result of another run is a 404."""
+    result = PlaygroundResult.objects.filter(run=run, pk=result_id).select_related("run__version__prompt").first()
+    if result is None:
+        raise Http404("No such result in this playground run.")
+    return result

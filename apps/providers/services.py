@@ -16,6 +16,9 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.audit.services import audit_record
+from apps.datasets import selectors as dataset_selectors
+from apps.datasets import services as dataset_services
+from apps.datasets.models import Dataset, DatasetVersion, VersionSource
 from apps.prompts.content import Content, render_content
 from apps.prompts.models import PromptVersion
 from apps.prompts.sandbox import TemplateProblem
@@ -391,3 +394,57 @@ def _stream_into(result_id: int, endpoint: ModelEndpoint, **call: Any) -> gatewa
             )
             written_at = now
     raise gateway.GatewayError(gateway.ErrorKind.PROVIDER_ERROR, "The stream ended without its result.")
+
+
+# --- a playground result as a dataset row ------------------------------------------------------------
+
+
+def playground_row_metadata(result: PlaygroundResult) -> dict[str, Any]:
+    """The metadata of a dataset row made from a result: which run, endpoint and prompt version it came from."""
+    run = result.run
+    version = run.version
+    return {
+        "source": "playground",
+        "playground_run": run.pk,
+        "playground_result": result.pk,
+        "endpoint": result.endpoint_name,
+        "model": result.model,
+        "prompt": version.prompt.name if version else "(unsaved content)",
+        "prompt_version": version.number if version else None,
+    }
+
+
+def playground_result_to_dataset(
+    *, result: PlaygroundResult, dataset: Dataset, actor: Any, expected: str | None, message: str = ""
+) -> DatasetVersion:
+    """Append one row to the dataset as a new version: the run's variables as input, `expected` as expected output.
+
+    `expected` is the result's output unless the user edited it ("" or None: no expected output). The row
+    goes after the dataset's newest version (or makes its first); the datasets app writes the version and
+    its audit event in one transaction.
+    """
+    run = result.run
+    if run.project_id != dataset.project_id:
+        raise PlaygroundError("That dataset belongs to another project.")
+    if not result.is_finished:
+        raise PlaygroundError(f"The result of {result.endpoint_name} is still {result.status}; add it once it ends.")
+    if not run.variables:
+        raise PlaygroundError(f"Run #{run.pk} has no variables, so the row would have no input.")
+    record = {
+        "input": dict(run.variables),
+        "expected": expected if expected else None,
+        "metadata": playground_row_metadata(result),
+    }
+    message = (message or "").strip() or f"Added from playground run #{run.pk} ({result.endpoint_name})"
+    for attempt in range(3):
+        newest = dataset_selectors.version_newest(dataset=dataset)
+        try:
+            if newest is None:
+                return dataset_services.dataset_version_create_from_records(
+                    dataset=dataset, records=[record], message=message, actor=actor, source=VersionSource.EDIT
+                )
+            return dataset_services.dataset_version_edit(version=newest, actor=actor, message=message, append=[record])
+        except dataset_services.StaleVersion:
+            if attempt == 2:  # someone saves versions faster than we can append: say so
+                raise
+    raise AssertionError("unreachable")

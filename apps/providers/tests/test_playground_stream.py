@@ -139,12 +139,13 @@ def test_the_run_page_polls_fast_while_a_result_streams_and_stops_when_all_are_d
     running = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 300ms"' in running
     assert '<pre class="rendered mb-2 output streaming">So far</pre>' in running and "streaming" in running
+    assert "Add to dataset" not in running
     # The full page also refreshes itself without JavaScript while anything runs.
     assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in client.get(url).content.decode()
 
     PlaygroundResult.objects.filter(pk=result_id).update(status=ResultStatus.DONE, output="So far, so good")
     done = client.get(url, HTTP_HX_REQUEST="true").content.decode()
-    assert "hx-trigger" not in done and "So far, so good" in done
+    assert "hx-trigger" not in done and "So far, so good" in done and "Add to dataset" in done
     assert "noscript" not in client.get(url).content.decode()
 
 
