@@ -24,6 +24,7 @@ from apps.prompts.models import PromptVersion
 from apps.prompts.sandbox import TemplateProblem
 from apps.providers import crypto, gateway, local_models
 from apps.providers.models import (
+    EndpointCheck,
     EndpointKind,
     EndpointMode,
     ModelEndpoint,
@@ -211,6 +212,51 @@ def endpoint_check(*, endpoint: ModelEndpoint) -> gateway.Completion:
     """Test connection: one token; raises gateway.GatewayError with the provider's error in plain words."""
     _refuse_unready_local(endpoint)
     return gateway.check_connection(endpoint)
+
+
+@transaction.atomic
+def endpoint_check_start(*, endpoint: ModelEndpoint, actor: Any) -> EndpointCheck:
+    """Queue a Test connection on the interactive queue; a check of this endpoint still waiting is reused."""
+    waiting = (
+        EndpointCheck.objects.filter(endpoint=endpoint, status=ResultStatus.QUEUED)
+        .filter(created_at__gte=timezone.now() - EndpointCheck.PATIENCE)
+        .first()
+    )
+    if waiting is not None:
+        return waiting
+    check = EndpointCheck.objects.create(
+        endpoint=endpoint, requested_by=actor if hasattr(actor, "get_username") else None
+    )
+    transaction.on_commit(lambda: _enqueue_check(check.pk))
+    return check
+
+
+def _enqueue_check(check_id: int) -> None:
+    from apps.providers.tasks import check_endpoint
+
+    check_endpoint.apply_async(args=[check_id], queue="interactive")
+
+
+def endpoint_check_execute(*, check_id: int) -> EndpointCheck | None:
+    """Make the one-token call of a queued check and save its outcome; a check already claimed is left alone."""
+    if not EndpointCheck.objects.filter(pk=check_id, status=ResultStatus.QUEUED).update(
+        status=ResultStatus.RUNNING, started_at=timezone.now()
+    ):
+        return None
+    check = EndpointCheck.objects.select_related("endpoint").get(pk=check_id)
+    try:
+        completion = endpoint_check(endpoint=check.endpoint)
+    except gateway.GatewayError as exc:
+        fields: dict[str, Any] = {"status": ResultStatus.FAILED, "error_kind": exc.kind, "error_message": exc.message}
+    else:
+        fields = {
+            "status": ResultStatus.DONE,
+            "latency_ms": completion.latency_ms,
+            "provider_request_id": completion.request_id,
+        }
+    EndpointCheck.objects.filter(pk=check_id).update(finished_at=timezone.now(), **fields)
+    check.refresh_from_db()
+    return check
 
 
 def _refuse_unready_local(endpoint: ModelEndpoint) -> None:

@@ -16,7 +16,7 @@ from apps.datasets.services import DatasetError
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.content import ContentProblem, build_content, content_of
 from apps.prompts.models import PromptKind, PromptVersion
-from apps.providers import gateway, selectors, services
+from apps.providers import selectors, services
 from apps.providers.forms import EndpointForm, ResultToDatasetForm, VariableProblem, variable_rows, variable_values
 from apps.providers.models import EndpointKind, ResultStatus
 
@@ -24,15 +24,25 @@ from apps.providers.models import EndpointKind, ResultStatus
 
 
 def _endpoint_rows(project) -> list[dict[str, Any]]:
+    checks = selectors.endpoint_checks_latest(project=project)
     return [
-        {"endpoint": e, "local": selectors.local_status(endpoint=e)} for e in selectors.endpoint_list(project=project)
+        {"endpoint": e, "local": selectors.local_status(endpoint=e), "check": checks.get(e.pk)}
+        for e in selectors.endpoint_list(project=project)
     ]
 
 
 @require_GET
 @project_role_required(Role.VIEWER)
 def endpoint_list(request: HttpRequest) -> HttpResponse:
-    context = {"rows": _endpoint_rows(request.project)}
+    if request.htmx and request.GET.get("check"):
+        try:
+            check = selectors.endpoint_check_get(project=request.project, check_id=int(request.GET["check"]))
+        except ValueError:
+            raise Http404("No such connection test in this project.") from None
+        return render(request, "providers/endpoint_list.html#test_result", {"check": check})
+    rows = _endpoint_rows(request.project)
+    checking = any(r["check"] and not r["check"].is_finished and not r["check"].is_stalled for r in rows)
+    context = {"rows": rows, "checking": checking}
     if request.htmx and request.GET.get("part") == "local":
         return render(request, "providers/endpoint_list.html#table", context)
     return render(request, "providers/endpoint_list.html", context)
@@ -94,18 +104,10 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @project_role_required(Role.ADMIN)
 def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = selectors.endpoint_get(project=request.project, endpoint_id=endpoint_id)
-    try:
-        completion = services.endpoint_check(endpoint=endpoint)
-    except gateway.GatewayError as exc:
-        outcome = {"ok": False, "kind": exc.label, "message": exc.message}
-    else:
-        outcome = {"ok": True, "completion": completion}
+    check = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
     if request.htmx:
-        return render(request, "providers/endpoint_list.html#test_result", {"endpoint": endpoint, "outcome": outcome})
-    if outcome["ok"]:
-        messages.success(request, f"{endpoint.name} answered in {outcome['completion'].latency_ms} ms.")
-    else:
-        messages.error(request, f"{endpoint.name}: {outcome['kind']}: {outcome['message']}")
+        return render(request, "providers/endpoint_list.html#test_result", {"check": check})
+    messages.info(request, f"Testing {endpoint.name}: the answer appears next to it.")
     return redirect("providers:endpoints", project_slug=request.project.slug)
 
 
