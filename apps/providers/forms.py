@@ -123,3 +123,33 @@ def variable_values(specs: list[dict[str, Any]], post) -> dict[str, Any]:
         except ValueError as exc:
             raise VariableProblem(row["name"], f"{exc} (expected a {row['type']})") from None
     return values
+
+
+class ResultToDatasetForm(StyledForm):
+    """A playground result as a new dataset row; the dataset is checked against the project by the view (404)."""
+
+    dataset = forms.IntegerField(
+        error_messages={"required": "Pick a dataset.", "invalid": "Pick a dataset from the list."},
+        widget=forms.Select,
+    )
+    expected = forms.CharField(
+        required=False,
+        strip=False,
+        label="Expected output",
+        widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace", "spellcheck": "false"}),
+        help_text="The model's output; edit it into the answer you expect. Empty: the row has no expected output.",
+    )
+    message = forms.CharField(
+        max_length=500, required=False, label="Version message", help_text="Empty: names the run and the endpoint."
+    )
+
+    def __init__(self, *args, datasets=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].widget.choices = [("", "Choose a dataset…")] + [
+            (d.pk, f"{d.name} (v{d.newest_number})" if d.newest_number else f"{d.name} (no versions yet)")
+            for d in datasets
+        ]
+
+    def clean_expected(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF; the model's output had LF.
+        return self.cleaned_data["expected"].replace("\r\n", "\n")

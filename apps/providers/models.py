@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.prompts.models import PromptVersion
@@ -127,6 +130,12 @@ class PlaygroundResult(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     provider_request_id = models.CharField(max_length=200, blank=True)
+    # A streamed result's output grows while it runs (written every STREAM_WRITE_SECONDS); a failed one keeps it.
+    streamed = models.BooleanField(default=False)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    tokens_estimated = models.BooleanField(
+        default=False, help_text="The provider sent no usage: tokens were counted with the model's tokenizer."
+    )
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -141,3 +150,41 @@ class PlaygroundResult(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (ResultStatus.DONE, ResultStatus.FAILED)
+
+
+class EndpointCheck(models.Model):
+    """One press of Test connection: a one-token call made by a worker on the interactive queue."""
+
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="checks")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=ResultStatus.choices, default=ResultStatus.QUEUED)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"check of {self.endpoint_id}: {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ResultStatus.DONE, ResultStatus.FAILED)
+
+    @property
+    def error_label(self) -> str:
+        from apps.providers.gateway import ErrorKind
+
+        return ErrorKind.labels.get(self.error_kind, self.error_kind or "Error")
+
+    # A check is at most a 30 s call; one unfinished after this long has no worker (or lost it).
+    PATIENCE = timedelta(seconds=45)
+
+    @property
+    def is_stalled(self) -> bool:
+        return not self.is_finished and self.created_at < timezone.now() - self.PATIENCE

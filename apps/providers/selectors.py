@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.providers import local_models
-from apps.providers.models import EndpointKind, ModelEndpoint, PlaygroundResult, PlaygroundRun
+from apps.providers.models import EndpointCheck, EndpointKind, ModelEndpoint, PlaygroundResult, PlaygroundRun
 
 
 def endpoint_list(*, project: Project, active_only: bool = False) -> QuerySet[ModelEndpoint]:
@@ -61,3 +64,27 @@ def playground_run_list(*, project: Project, limit: int = 15) -> QuerySet[Playgr
         .prefetch_related("results")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def playground_result_get(*, run: PlaygroundRun, result_id: int) -> PlaygroundResult:
+    """One result of a run already scoped to a project; a result of another run is a 404."""
+    result = PlaygroundResult.objects.filter(run=run, pk=result_id).select_related("run__version__prompt").first()
+    if result is None:
+        raise Http404("No such result in this playground run.")
+    return result
+
+
+def endpoint_check_get(*, project: Project, check_id: int) -> EndpointCheck:
+    check = EndpointCheck.objects.filter(endpoint__project=project, pk=check_id).select_related("endpoint").first()
+    if check is None:
+        raise Http404("No such connection test in this project.")
+    return check
+
+
+def endpoint_checks_latest(*, project: Project, since: timedelta = timedelta(minutes=10)) -> dict[int, EndpointCheck]:
+    """The newest Test connection of each endpoint in the last `since`, by endpoint id (for the list page)."""
+    latest: dict[int, EndpointCheck] = {}
+    recent = EndpointCheck.objects.filter(endpoint__project=project, created_at__gte=timezone.now() - since)
+    for check in recent.select_related("endpoint").order_by("-created_at", "-id"):
+        latest.setdefault(check.endpoint_id, check)
+    return latest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,11 +16,15 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.audit.services import audit_record
+from apps.datasets import selectors as dataset_selectors
+from apps.datasets import services as dataset_services
+from apps.datasets.models import Dataset, DatasetVersion, VersionSource
 from apps.prompts.content import Content, render_content
 from apps.prompts.models import PromptVersion
 from apps.prompts.sandbox import TemplateProblem
 from apps.providers import crypto, gateway, local_models
 from apps.providers.models import (
+    EndpointCheck,
     EndpointKind,
     EndpointMode,
     ModelEndpoint,
@@ -209,6 +214,51 @@ def endpoint_check(*, endpoint: ModelEndpoint) -> gateway.Completion:
     return gateway.check_connection(endpoint)
 
 
+@transaction.atomic
+def endpoint_check_start(*, endpoint: ModelEndpoint, actor: Any) -> EndpointCheck:
+    """Queue a Test connection on the interactive queue; a check of this endpoint still waiting is reused."""
+    waiting = (
+        EndpointCheck.objects.filter(endpoint=endpoint, status=ResultStatus.QUEUED)
+        .filter(created_at__gte=timezone.now() - EndpointCheck.PATIENCE)
+        .first()
+    )
+    if waiting is not None:
+        return waiting
+    check = EndpointCheck.objects.create(
+        endpoint=endpoint, requested_by=actor if hasattr(actor, "get_username") else None
+    )
+    transaction.on_commit(lambda: _enqueue_check(check.pk))
+    return check
+
+
+def _enqueue_check(check_id: int) -> None:
+    from apps.providers.tasks import check_endpoint
+
+    check_endpoint.apply_async(args=[check_id], queue="interactive")
+
+
+def endpoint_check_execute(*, check_id: int) -> EndpointCheck | None:
+    """Make the one-token call of a queued check and save its outcome; a check already claimed is left alone."""
+    if not EndpointCheck.objects.filter(pk=check_id, status=ResultStatus.QUEUED).update(
+        status=ResultStatus.RUNNING, started_at=timezone.now()
+    ):
+        return None
+    check = EndpointCheck.objects.select_related("endpoint").get(pk=check_id)
+    try:
+        completion = endpoint_check(endpoint=check.endpoint)
+    except gateway.GatewayError as exc:
+        fields: dict[str, Any] = {"status": ResultStatus.FAILED, "error_kind": exc.kind, "error_message": exc.message}
+    else:
+        fields = {
+            "status": ResultStatus.DONE,
+            "latency_ms": completion.latency_ms,
+            "provider_request_id": completion.request_id,
+        }
+    EndpointCheck.objects.filter(pk=check_id).update(finished_at=timezone.now(), **fields)
+    check.refresh_from_db()
+    return check
+
+
 def _refuse_unready_local(endpoint: ModelEndpoint) -> None:
     if endpoint.kind != EndpointKind.LOCAL:
         return
@@ -318,34 +368,129 @@ def _claim(result_id: int) -> bool:
 
 
 def playground_result_execute(*, result_id: int) -> PlaygroundResult | None:
-    """Make the model call of one result and save its outcome. Only a queued (or abandoned) result runs."""
+    """Make the model call of one result and save its outcome. Only a queued (or abandoned) result runs.
+
+    An endpoint that streams writes the growing output to the result while it runs (see _stream_into).
+    """
     if not _claim(result_id):
         return None
     result = PlaygroundResult.objects.select_related("endpoint").get(pk=result_id)
     endpoint = result.endpoint
     request = dict(result.request)
-    fields: dict[str, Any] = {"finished_at": timezone.now()}
+    fields: dict[str, Any] = {}
     try:
         if endpoint is None:
             raise gateway.GatewayError(gateway.ErrorKind.BAD_REQUEST, "The endpoint was deleted.", retryable=False)
         _refuse_unready_local(endpoint)
         messages, prompt = request.pop("messages", None), request.pop("prompt", None)
-        completion = gateway.generate(endpoint, messages=messages, prompt=prompt, params=request)
+        if gateway.supports_streaming(endpoint):
+            completion = _stream_into(result_id, endpoint, messages=messages, prompt=prompt, params=request)
+        else:
+            completion = gateway.generate(endpoint, messages=messages, prompt=prompt, params=request)
+    except gateway.StreamInterrupted as exc:
+        fields.update(_completion_fields(exc.partial), status=ResultStatus.FAILED)
+        fields.update(error_kind=exc.kind, error_message=exc.message, attempts=exc.attempts)
     except gateway.GatewayError as exc:
         fields.update(status=ResultStatus.FAILED, error_kind=exc.kind, error_message=exc.message, attempts=exc.attempts)
     else:
-        fields.update(
-            status=ResultStatus.DONE,
-            output=completion.output,
-            finish_reason=completion.finish_reason,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            cost=completion.cost,
-            latency_ms=completion.latency_ms,
-            attempts=completion.attempts,
-            provider_request_id=completion.request_id,
-        )
+        fields.update(_completion_fields(completion), status=ResultStatus.DONE)
     fields["finished_at"] = timezone.now()
     PlaygroundResult.objects.filter(pk=result_id).update(**fields)
     result.refresh_from_db()
     return result
+
+
+def _completion_fields(completion: gateway.Completion) -> dict[str, Any]:
+    fields = {
+        "output": completion.output,
+        "finish_reason": completion.finish_reason,
+        "tokens_in": completion.tokens_in,
+        "tokens_out": completion.tokens_out,
+        "cost": completion.cost,
+        "latency_ms": completion.latency_ms,
+        "attempts": completion.attempts,
+        "provider_request_id": completion.request_id,
+    }
+    if isinstance(completion, gateway.StreamedCompletion):
+        fields.update(
+            streamed=True,
+            time_to_first_token_ms=completion.time_to_first_token_ms,
+            tokens_estimated=completion.tokens_estimated,
+        )
+    return fields
+
+
+# How often a streaming result's growing output is written (the page polls it; the embedded cache is per
+# process, so the database is what the web process and the worker share).
+STREAM_WRITE_SECONDS = 0.2
+
+
+def _stream_into(result_id: int, endpoint: ModelEndpoint, **call: Any) -> gateway.StreamedCompletion:
+    """Stream the call, writing the output so far to the result at most every STREAM_WRITE_SECONDS."""
+    pieces: list[str] = []
+    written_at = 0.0
+    for item in gateway.stream(endpoint, **call):
+        if isinstance(item, gateway.StreamedCompletion):
+            return item
+        pieces.append(item)
+        now = time.monotonic()
+        if now - written_at >= STREAM_WRITE_SECONDS:
+            PlaygroundResult.objects.filter(pk=result_id, status=ResultStatus.RUNNING).update(
+                output="".join(pieces), streamed=True
+            )
+            written_at = now
+    raise gateway.GatewayError(gateway.ErrorKind.PROVIDER_ERROR, "The stream ended without its result.")
+
+
+# --- a playground result as a dataset row ------------------------------------------------------------
+
+
+def playground_row_metadata(result: PlaygroundResult) -> dict[str, Any]:
+    """The metadata of a dataset row made from a result: which run, endpoint and prompt version it came from."""
+    run = result.run
+    version = run.version
+    return {
+        "source": "playground",
+        "playground_run": run.pk,
+        "playground_result": result.pk,
+        "endpoint": result.endpoint_name,
+        "model": result.model,
+        "prompt": version.prompt.name if version else "(unsaved content)",
+        "prompt_version": version.number if version else None,
+    }
+
+
+def playground_result_to_dataset(
+    *, result: PlaygroundResult, dataset: Dataset, actor: Any, expected: str | None, message: str = ""
+) -> DatasetVersion:
+    """Append one row to the dataset as a new version: the run's variables as input, `expected` as expected output.
+
+    `expected` is the result's output unless the user edited it ("" or None: no expected output). The row
+    goes after the dataset's newest version (or makes its first); the datasets app writes the version and
+    its audit event in one transaction.
+    """
+    run = result.run
+    if run.project_id != dataset.project_id:
+        raise PlaygroundError("That dataset belongs to another project.")
+    if not result.is_finished:
+        raise PlaygroundError(f"The result of {result.endpoint_name} is still {result.status}; add it once it ends.")
+    if not run.variables:
+        raise PlaygroundError(f"Run #{run.pk} has no variables, so the row would have no input.")
+    record = {
+        "input": dict(run.variables),
+        "expected": expected if expected else None,
+        "metadata": playground_row_metadata(result),
+    }
+    message = (message or "").strip() or f"Added from playground run #{run.pk} ({result.endpoint_name})"
+    for attempt in range(3):
+        newest = dataset_selectors.version_newest(dataset=dataset)
+        try:
+            if newest is None:
+                return dataset_services.dataset_version_create_from_records(
+                    dataset=dataset, records=[record], message=message, actor=actor, source=VersionSource.EDIT
+                )
+            return dataset_services.dataset_version_edit(version=newest, actor=actor, message=message, append=[record])
+        except dataset_services.StaleVersion:
+            if attempt == 2:  # someone saves versions faster than we can append: say so
+                raise
+    raise AssertionError("unreachable")

@@ -18,6 +18,16 @@ def run_playground_result(result_id: int) -> None:
     services.playground_result_execute(result_id=result_id)
 
 
+@shared_task(name="providers.check_endpoint", acks_late=True, ignore_result=True, soft_time_limit=90)
+def check_endpoint(check_id: int) -> None:
+    """Test connection: one token to the endpoint, on the interactive queue.
+
+    Running twice is harmless: only a queued check is claimed (atomically); a
+    second delivery, or a check whose endpoint was deleted, does nothing.
+    """
+    services.endpoint_check_execute(check_id=check_id)
+
+
 @worker_process_init.connect
 def _warm_up_gateway(**_kwargs) -> None:
     # litellm takes seconds to import; do it before the first playground run needs it.

@@ -5,30 +5,44 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
+from apps.datasets import selectors as dataset_selectors
+from apps.datasets.services import DatasetError
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.content import ContentProblem, build_content, content_of
 from apps.prompts.models import PromptKind, PromptVersion
-from apps.providers import gateway, selectors, services
-from apps.providers.forms import EndpointForm, VariableProblem, variable_rows, variable_values
-from apps.providers.models import EndpointKind
+from apps.providers import selectors, services
+from apps.providers.forms import EndpointForm, ResultToDatasetForm, VariableProblem, variable_rows, variable_values
+from apps.providers.models import EndpointKind, ResultStatus
 
 # --- endpoints -------------------------------------------------------------------------------------
 
 
 def _endpoint_rows(project) -> list[dict[str, Any]]:
+    checks = selectors.endpoint_checks_latest(project=project)
     return [
-        {"endpoint": e, "local": selectors.local_status(endpoint=e)} for e in selectors.endpoint_list(project=project)
+        {"endpoint": e, "local": selectors.local_status(endpoint=e), "check": checks.get(e.pk)}
+        for e in selectors.endpoint_list(project=project)
     ]
 
 
 @require_GET
 @project_role_required(Role.VIEWER)
 def endpoint_list(request: HttpRequest) -> HttpResponse:
-    context = {"rows": _endpoint_rows(request.project)}
+    if request.htmx and request.GET.get("check"):
+        try:
+            check = selectors.endpoint_check_get(project=request.project, check_id=int(request.GET["check"]))
+        except ValueError:
+            raise Http404("No such connection test in this project.") from None
+        return render(request, "providers/endpoint_list.html#test_result", {"check": check})
+    rows = _endpoint_rows(request.project)
+    checking = any(r["check"] and not r["check"].is_finished and not r["check"].is_stalled for r in rows)
+    context = {"rows": rows, "checking": checking}
     if request.htmx and request.GET.get("part") == "local":
         return render(request, "providers/endpoint_list.html#table", context)
     return render(request, "providers/endpoint_list.html", context)
@@ -90,18 +104,10 @@ def endpoint_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @project_role_required(Role.ADMIN)
 def endpoint_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = selectors.endpoint_get(project=request.project, endpoint_id=endpoint_id)
-    try:
-        completion = services.endpoint_check(endpoint=endpoint)
-    except gateway.GatewayError as exc:
-        outcome = {"ok": False, "kind": exc.label, "message": exc.message}
-    else:
-        outcome = {"ok": True, "completion": completion}
+    check = services.endpoint_check_start(endpoint=endpoint, actor=request.user)
     if request.htmx:
-        return render(request, "providers/endpoint_list.html#test_result", {"endpoint": endpoint, "outcome": outcome})
-    if outcome["ok"]:
-        messages.success(request, f"{endpoint.name} answered in {outcome['completion'].latency_ms} ms.")
-    else:
-        messages.error(request, f"{endpoint.name}: {outcome['kind']}: {outcome['message']}")
+        return render(request, "providers/endpoint_list.html#test_result", {"check": check})
+    messages.info(request, f"Testing {endpoint.name}: the answer appears next to it.")
     return redirect("providers:endpoints", project_slug=request.project.slug)
 
 
@@ -239,7 +245,12 @@ def _playground_answer(request: HttpRequest, context: dict[str, Any], *, status:
 
 def _run_context(run) -> dict[str, Any]:
     results = list(run.results.all())
-    return {"run": run, "results": results, "finished": all(r.is_finished for r in results)}
+    return {
+        "run": run,
+        "results": results,
+        "finished": all(r.is_finished for r in results),
+        "running": any(r.status == ResultStatus.RUNNING for r in results),
+    }
 
 
 @require_GET
@@ -250,3 +261,50 @@ def playground_run(request: HttpRequest, run_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "providers/playground_run.html#results", context)
     return render(request, "providers/playground_run.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.EDITOR)
+def result_to_dataset(request: HttpRequest, run_id: int, result_id: int) -> HttpResponse:
+    run = selectors.playground_run_get(project=request.project, run_id=run_id)
+    result = selectors.playground_result_get(run=run, result_id=result_id)
+    datasets = list(dataset_selectors.dataset_list(project=request.project))
+    form = ResultToDatasetForm(
+        request.POST or None,
+        datasets=datasets,
+        initial={
+            "expected": result.output,
+            "dataset": request.GET.get("dataset") or (datasets[0].pk if len(datasets) == 1 else None),
+        },
+    )
+    problem = ""
+    if request.method == "POST" and form.is_valid():
+        dataset = dataset_selectors.dataset_get(project=request.project, dataset_id=form.cleaned_data["dataset"])
+        try:
+            version = services.playground_result_to_dataset(
+                result=result,
+                dataset=dataset,
+                actor=request.user,
+                expected=form.cleaned_data["expected"],
+                message=form.cleaned_data["message"],
+            )
+        except (services.PlaygroundError, DatasetError) as exc:
+            problem = str(exc)
+        else:
+            url = reverse("datasets:version", args=[request.project.slug, dataset.pk, version.number])
+            messages.success(
+                request,
+                format_html('Added a row to {} as <a href="{}">v{}</a> (row {}).', dataset.name, url, version.number,
+                            version.row_count),
+            )  # fmt: skip
+            return redirect("providers:run", project_slug=request.project.slug, run_id=run.pk)
+    context = {
+        "run": run,
+        "result": result,
+        "form": form,
+        "datasets": datasets,
+        "problem": problem,
+        "metadata": services.playground_row_metadata(result),
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "providers/result_to_dataset.html", context, status=status)

@@ -24,6 +24,13 @@ Failures, by share of requests (seeded, so a benchmark is repeatable):
 request fail), `[[fail:401]]`, `[[fail:400]]`, `[[hang]]`, `[[retry-after:2]]`.
 A prompt longer than `--context-tokens` gets OpenAI's context-length error.
 
+Streaming (`stream: true`, chat and text completions) sends one word per SSE
+event, `--stream-delay-ms` apart, and a usage event when `stream_options`
+asks for it. A request can break its stream after N words:
+`[[stream-fail:N]]` (an SSE error event, as OpenAI sends), `[[stream-drop:N]]`
+(the connection closes mid-body), `[[stream-stall:N]]` (no more bytes for
+`--hang-seconds`).
+
 Run it:  python -m apps.providers.testing.server --port 8765 --latency-ms 100 --fail-429 0.1
 """
 
@@ -46,7 +53,7 @@ from typing import Any
 from aiohttp import web
 
 WORD = re.compile(r"\S+")
-DIRECTIVE = re.compile(r"\[\[(fail:(\d{3})(?:\s+x(\d+))?|hang|retry-after:(\d+))\]\]")
+DIRECTIVE = re.compile(r"\[\[(fail:(\d{3})(?:\s+x(\d+))?|hang|retry-after:(\d+)|stream-(fail|drop|stall):(\d+))\]\]")
 EMBEDDING_DIMENSIONS = 64
 
 
@@ -61,6 +68,7 @@ class Behaviour:
     context_tokens: int = 4096
     api_key: str = ""  # when set, any other bearer key gets a 401
     stream_delay_ms: int = 2
+    stream_usage: bool = True  # False: ignore stream_options, as servers that send no usage in a stream do
     seed: int = 0
 
 
@@ -367,7 +375,7 @@ class ModelServer:
             "total_tokens": prompt_tokens + count_tokens(output),
         }
         if body.get("stream"):
-            return await self._stream(request, body, model, output, finish, usage, request_id)
+            return await self._stream(request, body, model, output, finish, usage, request_id, text=last)
         return web.json_response(
             {
                 "id": f"chatcmpl-{request_id}",
@@ -381,29 +389,64 @@ class ModelServer:
             headers={"x-request-id": request_id},
         )
 
-    async def _stream(self, request, body, model, output, finish, usage, request_id) -> web.StreamResponse:
+    @staticmethod
+    def _stream_break(text: str) -> tuple[str, int] | None:
+        """("fail" | "drop" | "stall", after how many words) when the request asks its stream to break."""
+        for match in DIRECTIVE.finditer(text):
+            if match.group(5):
+                return match.group(5), int(match.group(6))
+        return None
+
+    async def _stream(
+        self, request, body, model, output, finish, usage, request_id, *, text: str, chat: bool = True
+    ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id}
         )
         await response.prepare(request)
-        base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time())}
+        base: dict[str, Any] = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{request_id}", "created": int(time.time())}
+        base["object"] = "chat.completion.chunk" if chat else "text_completion"
         base["model"] = model
 
         async def send(payload: dict) -> None:
             await response.write(f"data: {json.dumps(payload)}\n\n".encode())
 
-        await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        def choice(piece: str | None, finish_reason: str | None) -> dict:
+            if chat:
+                delta = {} if piece is None else {"content": piece}
+                return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish_reason}
+
+        if chat:
+            await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        breaking = self._stream_break(text)
         words = output.split(" ")
         for index, word in enumerate(words):
+            if breaking is not None and index == breaking[1]:
+                return await self._break_stream(request, response, send, breaking[0])
             piece = word if index == 0 else " " + word
-            await send({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            await send({**base, "choices": [choice(piece, None)]})
             if self.behaviour.stream_delay_ms:
                 await asyncio.sleep(self.behaviour.stream_delay_ms / 1000)
-        await send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-        if (body.get("stream_options") or {}).get("include_usage"):
+        await send({**base, "choices": [choice(None, finish)]})
+        if self.behaviour.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
             await send({**base, "choices": [], "usage": usage})
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        return response
+
+    async def _break_stream(self, request, response: web.StreamResponse, send, how: str) -> web.StreamResponse:
+        if how == "fail":
+            await send({"error": {"message": "The simulated server failed mid-stream.", "type": "server_error",
+                                  "param": None, "code": None}})  # fmt: skip
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        elif how == "stall":
+            await asyncio.sleep(self.behaviour.hang_seconds)
+            await response.write_eof()
+        else:  # drop: close the socket without the end of the chunked body
+            if request.transport is not None:
+                request.transport.close()
         return response
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -427,6 +470,13 @@ class ModelServer:
         output, finish = self._cut(transform(model, prompt), body)
         self._record(request.path, body, 200)
         request_id = self._request_id()
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": count_tokens(output),
+            "total_tokens": prompt_tokens + count_tokens(output),
+        }
+        if body.get("stream"):
+            return await self._stream(request, body, model, output, finish, usage, request_id, text=prompt, chat=False)
         return web.json_response(
             {
                 "id": f"cmpl-{request_id}",
@@ -434,11 +484,7 @@ class ModelServer:
                 "created": int(time.time()),
                 "model": model,
                 "choices": [{"index": 0, "text": output, "finish_reason": finish, "logprobs": None}],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": count_tokens(output),
-                    "total_tokens": prompt_tokens + count_tokens(output),
-                },
+                "usage": usage,
             },
             headers={"x-request-id": request_id},
         )
@@ -490,6 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hang-seconds", type=float, default=120.0)
     parser.add_argument("--retry-after", type=int, default=1, help="seconds in the Retry-After header of a 429")
     parser.add_argument("--context-tokens", type=int, default=4096)
+    parser.add_argument("--stream-delay-ms", type=int, default=2, help="pause between the words of a stream")
     parser.add_argument("--api-key", default="", help="require this bearer key (any key is accepted when empty)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -504,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         hang_seconds=args.hang_seconds,
         retry_after=args.retry_after,
         context_tokens=args.context_tokens,
+        stream_delay_ms=args.stream_delay_ms,
         api_key=args.api_key,
         seed=args.seed,
     )

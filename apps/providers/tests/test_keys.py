@@ -10,7 +10,7 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent
 from apps.prompts.tests.factories import PromptFactory, make_version
 from apps.providers import crypto, gateway, services
-from apps.providers.models import ModelEndpoint, PlaygroundRun
+from apps.providers.models import EndpointCheck, ModelEndpoint, PlaygroundRun
 
 KEY = "sk-live-SECRET-4f9a8b7c6d5e4f3a2b1c-WXYZ"
 
@@ -76,15 +76,26 @@ def test_it_never_shows_or_logs_the_key(project, admin, client_for, sim_server, 
     endpoint = ModelEndpoint.objects.get(name="Sim")
     bodies = [response.content.decode()]
 
-    test = client.post(reverse("providers:endpoint_test", args=[project.slug, endpoint.pk]), HTTP_HX_REQUEST="true")
-    assert "Connected" in test.content.decode()
-    bodies.append(test.content.decode())
+    def test_connection() -> str:
+        """Press Test connection, let the check run as the interactive worker would, and read its answer."""
+        pressed = client.post(
+            reverse("providers:endpoint_test", args=[project.slug, endpoint.pk]), HTTP_HX_REQUEST="true"
+        )
+        bodies.append(pressed.content.decode())
+        check = EndpointCheck.objects.filter(endpoint=endpoint).first()
+        services.endpoint_check_execute(check_id=check.pk)
+        url = reverse("providers:endpoints", args=[project.slug]) + f"?check={check.pk}"
+        return client.get(url, HTTP_HX_REQUEST="true").content.decode()
+
+    test = test_connection()
+    assert "Connected" in test
+    bodies.append(test)
 
     # A failed call (the server now wants another key) and its error message.
     sim_server.configure(api_key="sk-another-key-entirely-000")
-    failed = client.post(reverse("providers:endpoint_test", args=[project.slug, endpoint.pk]), HTTP_HX_REQUEST="true")
-    assert "refused the API key" in failed.content.decode()
-    bodies.append(failed.content.decode())
+    failed = test_connection()
+    assert "refused the API key" in failed
+    bodies.append(failed)
     sim_server.configure(api_key=KEY)
 
     client.post(
