@@ -6,10 +6,15 @@ workers). Prints:
 
 - `fanout_vs_ideal: <ratio>`: wall time from start to the last cell written,
   over the ideal N x latency / concurrency (target <= 1.25);
-- `fanout_vs_raw_http: <ratio>`: the same wall time over 2,000 bare async HTTP
-  calls with concurrency 50 to the same server, measured in this run;
+- `fanout_vs_raw_http: <ratio>`: the same wall time over the floor measured in this run:
+  2,000 calls with concurrency 50 to the same server from a bare aiohttp client in its own
+  process (no litellm, no database, no broker);
 - cells per second, and the workers' CPU milliseconds per cell (their processes' CPU time during the run,
-  from /proc; start-up excluded).
+  from /proc; start-up excluded: a 100-cell experiment warms the workers first);
+- the mean number of calls in flight at the server, and how busy the machine's CPUs were.
+
+Each worker runs as `make run` starts one: prefork with two processes. BENCH_WORKERS,
+BENCH_CONCURRENCY, BENCH_POOL and BENCH_BATCH_SIZE vary that.
 
 Runs standalone: `python bench/fanout.py`. A temporary SQLite database and the
 file broker unless DATABASE_URL / CELERY_BROKER_URL / REDIS_URL are set (then
@@ -18,7 +23,6 @@ it creates and drops a test database there).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -32,8 +36,9 @@ LATENCY_MS = 100
 CONCURRENCY = 50
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 WARM_UP_ROWS = 50
+# Each worker as `make run` and docker-compose start one: prefork, two processes (Celery's default on two cores).
 POOL = os.environ.get("BENCH_POOL", "prefork")
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+PROCESSES = int(os.environ.get("BENCH_CONCURRENCY", "2"))
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -44,7 +49,8 @@ def setup_django(workdir: Path) -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["LOCAL_MODELS"] = "false"
-    os.environ["EXPERIMENT_BATCH_SIZE"] = os.environ.get("BENCH_BATCH_SIZE", str(CONCURRENCY // WORKERS))
+    if os.environ.get("BENCH_BATCH_SIZE"):
+        os.environ["EXPERIMENT_BATCH_SIZE"] = os.environ["BENCH_BATCH_SIZE"]
     import django
 
     django.setup()
@@ -79,7 +85,7 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
                     "--pool",
                     POOL,
                     "--concurrency",
-                    str(THREADS),
+                    str(PROCESSES),
                     "--loglevel",
                     "WARNING",
                     "--without-gossip",
@@ -149,21 +155,34 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.wait()
 
 
-async def raw_http(url: str, calls: int) -> float:
-    import httpx
+RAW_CLIENT = """
+import asyncio, sys, time
+import aiohttp
 
-    limit = asyncio.Semaphore(CONCURRENCY)
+async def main(url, calls, concurrency):
+    limit = asyncio.Semaphore(concurrency)
     body = {"model": "echo", "messages": [{"role": "user", "content": "hello there"}]}
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
-
-        async def one() -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def one():
             async with limit:
-                response = await client.post(f"{url}/chat/completions", json=body)
-                response.raise_for_status()
-
+                async with session.post(url + "/chat/completions", json=body) as response:
+                    response.raise_for_status()
+                    await response.json()
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(calls)))
-        return time.perf_counter() - started
+        print(time.perf_counter() - started)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def raw_http(url: str, calls: int) -> float:
+    """The floor on this machine: the same calls from a bare aiohttp client in its own process."""
+    out = subprocess.run(
+        [sys.executable, "-c", RAW_CLIENT, url, str(calls), str(CONCURRENCY)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return float(out.stdout.strip())
 
 
 def main() -> None:
@@ -199,7 +218,7 @@ def run(workdir: Path) -> None:
     from apps.providers.testing.server import Behaviour, ModelServer
 
     server = ModelServer(Behaviour(latency_ms=LATENCY_MS)).start()
-    raw_seconds = asyncio.run(raw_http(server.url, CELLS))
+    raw_seconds = raw_http(server.url, CELLS)
     server.reset()
     server.configure(latency_ms=LATENCY_MS)
 
@@ -262,13 +281,18 @@ def run(workdir: Path) -> None:
         wall = time.perf_counter() - started
         cpu_ms = (cpu_seconds(workers) - cpu_before) * 1000
         machine = machine_busy()
+        if any(worker.poll() is not None for worker in workers):
+            raise SystemExit("a worker died during the run: the figures would not be comparable")
         busy = (machine[0] - machine_before[0]) / max(machine[1] - machine_before[1], 1)
     finally:
         stop_workers(workers)
         server.stop()
     done = Cell.objects.filter(experiment=timed, status=CellStatus.DONE).count()
     ideal = CELLS * (LATENCY_MS / 1000) / CONCURRENCY
-    print(f"cells: {CELLS} ({done} done), latency {LATENCY_MS} ms, concurrency {CONCURRENCY}, workers {WORKERS}")
+    print(
+        f"cells: {CELLS} ({done} done), latency {LATENCY_MS} ms, concurrency {CONCURRENCY}, "
+        f"workers {WORKERS} x {PROCESSES} ({POOL}), batch {settings.EXPERIMENT_BATCH_SIZE}"
+    )
     print(f"database: {connection_vendor()}, broker: {settings.CELERY_BROKER_URL.split('://')[0]}")
     print(f"wall_seconds: {wall:.2f} (ideal {ideal:.2f}, bare async HTTP {raw_seconds:.2f})")
     print(f"fanout_vs_ideal: {wall / ideal:.2f}")

@@ -9,7 +9,10 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 
+from studio import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+broker.install()  # `filesystem://` is the embedded default's safe file transport (see studio/broker.py)
 
 QUEUES = ("interactive", "experiments")
 

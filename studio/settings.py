@@ -174,7 +174,7 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- Experiments --------------------------------------------------------------
-EXPERIMENT_BATCH_SIZE = env_int("EXPERIMENT_BATCH_SIZE", 25, minimum=1)
+EXPERIMENT_BATCH_SIZE = env_int("EXPERIMENT_BATCH_SIZE", 50, minimum=1)
 EXPERIMENT_MAX_CALLS = env_int("EXPERIMENT_MAX_CALLS", 200_000, minimum=1)
 EXPERIMENT_MAX_REPEATS = env_int("EXPERIMENT_MAX_REPEATS", 20, minimum=1)
 # A batch renews its cells' claims every third of this; a dead worker's cells are swept after it expires.
