@@ -300,6 +300,9 @@ def run(workdir: Path) -> None:
     print(f"cells_per_second: {done / wall:.0f}")
     print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f}")
     print(f"mean_calls_in_flight: {sum(samples) / max(len(samples), 1):.1f} of {CONCURRENCY}")
+    if os.environ.get("BENCH_TRACE"):
+        step = max(len(samples) // 60, 1)
+        print("in flight over time:", " ".join(str(round(sum(samples[i : i + step]) / step)) for i in range(0, len(samples), step)))
     print(f"machine_cpu_busy: {busy:.0%} of {os.cpu_count()} cores")
 
 

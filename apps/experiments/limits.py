@@ -67,6 +67,8 @@ class Limiter:
     once. So a worker with more calls than slots keeps every slot busy without a storm of polls.
     """
 
+    leases_expire = True  # a slot is a lease that its holder renews while the call runs
+
     def _turn(self, endpoint_id: int) -> _Turn:
         turns = self.__dict__.setdefault("_turns", {})
         if endpoint_id not in turns:
@@ -204,6 +206,8 @@ class FileLimiter(DatabaseLimiter):
     succeed), and the kernel drops every lock the moment its process dies.
     """
 
+    leases_expire = False
+
     def __init__(self, folder):
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -275,7 +279,8 @@ async def endpoint_slot(limiter, *, endpoint_id: int, concurrency: int, per_minu
             await asyncio.sleep(LEASE_SECONDS / 3)
             await limiter.renew(endpoint_id, token)
 
-    renewer = asyncio.create_task(keep_alive())
+    # A file lock lasts as long as its holder: only leases in Redis or the database need renewing.
+    renewer = asyncio.create_task(keep_alive()) if limiter.leases_expire else None
     try:
         if per_minute:
             while not await limiter.try_rate(endpoint_id, per_minute):
@@ -285,6 +290,7 @@ async def endpoint_slot(limiter, *, endpoint_id: int, concurrency: int, per_minu
                 await asyncio.sleep(1.0)
         yield True
     finally:
-        renewer.cancel()
+        if renewer is not None:
+            renewer.cancel()
         await limiter.release(endpoint_id, token)
         limiter.notify_release(endpoint_id)

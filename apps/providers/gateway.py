@@ -467,13 +467,19 @@ def _cost(target: Target, model: str, tokens_in: int | None, tokens_out: int | N
         price_in = Decimal(target.price_input_per_mtok or 0)
         price_out = Decimal(target.price_output_per_mtok or 0)
         return (Decimal(tokens_in or 0) * price_in + Decimal(tokens_out or 0) * price_out) / Decimal(1_000_000)
+    if model in _unpriced:
+        return None
     try:
         prompt_cost, completion_cost = _litellm().cost_per_token(
             model=model, prompt_tokens=tokens_in or 0, completion_tokens=tokens_out or 0
         )
     except Exception:  # litellm raises a bare Exception for a model missing from its price map
+        _unpriced.add(model)  # the bundled map is fixed for the process's life: no need to ask again
         return None
     return Decimal(str(prompt_cost)) + Decimal(str(completion_cost))
+
+
+_unpriced: set[str] = set()
 
 
 def estimate_cost(target: Target, tokens_in: int, tokens_out: int) -> Decimal | None:
