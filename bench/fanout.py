@@ -9,6 +9,10 @@ workers). Prints:
 - `fanout_vs_raw_http: <ratio>`: the same wall time over the floor measured in this run:
   2,000 calls with concurrency 50 to the same server from a bare aiohttp client in its own
   process (no litellm, no database, no broker);
+- `fanout_vs_litellm_floor: <ratio>`: the same wall time over what litellm alone allows on this
+  machine, measured in this run: the 2,000 calls through the gateway in as many processes as the
+  workers have, with nothing of the studio around them (`litellm_floor_vs_ideal` shows how far
+  that floor itself is from the ideal);
 - cells per second, and the workers' CPU milliseconds per cell (their processes' CPU time during the run,
   from /proc; start-up excluded: a 100-cell experiment warms the workers first);
 - the mean number of calls in flight at the server, and how busy the machine's CPUs were.
@@ -23,6 +27,7 @@ it creates and drops a test database there).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -185,6 +190,53 @@ def raw_http(url: str, calls: int) -> float:
     return float(out.stdout.strip())
 
 
+def _floor_process(calls: int, concurrency: int, api_base: str, ready, results, go) -> None:
+    """One process of the litellm floor: the gateway's async calls with nothing of the studio around them."""
+    import django
+
+    django.setup()
+    from apps.providers import gateway
+
+    target = gateway.Target(
+        name="floor", model="openai/echo", api_base=api_base, max_concurrency=concurrency, timeout=30,
+        own_server=True, limiter_key="floor",
+    )  # fmt: skip
+
+    async def calls_of_this_process() -> float:
+        async def one(n: int) -> None:
+            await gateway.agenerate(target, messages=[{"role": "user", "content": f"question number {n}"}])
+
+        await asyncio.gather(*(one(n) for n in range(concurrency)))  # warm: imports, connection pool
+        ready.put(True)
+        go.wait()
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(calls)))
+        return time.perf_counter() - started
+
+    results.put(asyncio.run(calls_of_this_process()))
+
+
+def litellm_floor(url: str) -> float:
+    """What litellm alone allows here: the same calls through the gateway in as many processes as the
+    workers have, the endpoint's concurrency split between them; no Celery, database or shared limiter."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, results, go = context.Queue(), context.Queue(), context.Event()
+    processes = WORKERS * PROCESSES
+    share = (CELLS // processes, CONCURRENCY // processes, url, ready, results, go)
+    children = [context.Process(target=_floor_process, args=share) for _ in range(processes)]
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.get(timeout=120)
+    go.set()  # all at once, as the workers run
+    seconds = max(results.get(timeout=300) for _ in children)
+    for child in children:
+        child.join(timeout=30)
+    return seconds
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         workdir = Path(tmp)
@@ -219,6 +271,7 @@ def run(workdir: Path) -> None:
 
     server = ModelServer(Behaviour(latency_ms=LATENCY_MS)).start()
     raw_seconds = raw_http(server.url, CELLS)
+    floor_seconds = litellm_floor(server.url)
     server.reset()
     server.configure(latency_ms=LATENCY_MS)
 
@@ -294,15 +347,21 @@ def run(workdir: Path) -> None:
         f"workers {WORKERS} x {PROCESSES} ({POOL}), batch {settings.EXPERIMENT_BATCH_SIZE}"
     )
     print(f"database: {connection_vendor()}, broker: {settings.CELERY_BROKER_URL.split('://')[0]}")
-    print(f"wall_seconds: {wall:.2f} (ideal {ideal:.2f}, bare async HTTP {raw_seconds:.2f})")
+    print(
+        f"wall_seconds: {wall:.2f} (ideal {ideal:.2f}, bare async HTTP {raw_seconds:.2f}, "
+        f"litellm alone {floor_seconds:.2f})"
+    )
     print(f"fanout_vs_ideal: {wall / ideal:.2f}")
     print(f"fanout_vs_raw_http: {wall / raw_seconds:.2f}")
+    print(f"litellm_floor_vs_ideal: {floor_seconds / ideal:.2f}")
+    print(f"fanout_vs_litellm_floor: {wall / floor_seconds:.2f}")
     print(f"cells_per_second: {done / wall:.0f}")
     print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f}")
     print(f"mean_calls_in_flight: {sum(samples) / max(len(samples), 1):.1f} of {CONCURRENCY}")
     if os.environ.get("BENCH_TRACE"):
         step = max(len(samples) // 60, 1)
-        print("in flight over time:", " ".join(str(round(sum(samples[i : i + step]) / step)) for i in range(0, len(samples), step)))
+        means = (round(sum(samples[i : i + step]) / step) for i in range(0, len(samples), step))
+        print("in flight over time:", " ".join(map(str, means)))
     print(f"machine_cpu_busy: {busy:.0%} of {os.cpu_count()} cores")
 
 
