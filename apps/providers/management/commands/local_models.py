@@ -59,6 +59,9 @@ class Command(BaseCommand):
 
     def _install_one(self, spec: ModelSpec) -> None:
         timings = local_models.install(spec)
+        if timings.get("already"):
+            self.stdout.write(f"{spec.title} is already installed (checksum verified in {timings['total']:.1f} s).")
+            return
         self.stdout.write(
             self.style.SUCCESS(
                 f"Installed {spec.title} in {timings['total']:.1f} s (llama-cpp-python {timings['runtime']:.1f} s, "
