@@ -180,6 +180,8 @@ class Command(BaseCommand):
         except _Stop:
             pass
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):  # on the way out already: a signal now changes nothing
+                signal.signal(signum, lambda *_: None)
             for process in servers.values():
                 if process.poll() is None:
                     process.terminate()
