@@ -284,6 +284,9 @@ LOCAL_MODEL_PATH = env_str("LOCAL_MODEL_PATH", "")
 LOCAL_MODEL_PORT = env_int("LOCAL_MODEL_PORT", 8011, minimum=1)
 LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 2, minimum=1)
 LOCAL_MODEL_CONTEXT = env_int("LOCAL_MODEL_CONTEXT", 4096, minimum=256)
+# An optional second local model for plain text completions, served on LOCAL_MODEL_PORT + 1 (off: empty).
+# The names are the slugs of apps.providers.local_models.COMPLETION_MODELS.
+LOCAL_MODEL_COMPLETION = env_choice("LOCAL_MODEL_COMPLETION", "", ("", "gemma-3-270m"))
 # --- Datasets -----------------------------------------------------------------
 DATASET_UPLOAD_DIR = DATA_DIR / "dataset-uploads"
 DATASET_MAX_UPLOAD_MB = env_int("DATASET_MAX_UPLOAD_MB", 50, minimum=1)

@@ -33,6 +33,7 @@ from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experimen
 from apps.prompts import sandbox
 from apps.prompts.content import content_of, render_content
 from apps.providers import gateway
+from apps.providers import services as provider_services
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def _prepare(cells: list[Cell], token: str) -> list[Job]:
         if variant.pk not in contents:
             contents[variant.pk] = content_of(variant.prompt_version)
             try:
+                # A local model still installing fails the cell with its progress ("rerun failed" later).
+                provider_services.endpoint_refuse_unready(endpoint=variant.endpoint)
                 targets[variant.pk] = gateway.Target.from_endpoint(variant.endpoint)
             except gateway.GatewayError as exc:
                 targets[variant.pk] = exc

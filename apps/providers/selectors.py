@@ -40,9 +40,9 @@ def local_status(*, endpoint: ModelEndpoint) -> dict | None:
     """For a managed local endpoint: the installer's state and progress, for the page."""
     if endpoint.kind != EndpointKind.LOCAL:
         return None
-    status = local_models.read_status()
-    ready, sentence = local_models.readiness()
-    return {**status, "ready": ready, "summary": sentence}
+    spec = local_models.spec_for_model(endpoint.model)
+    ready, sentence = local_models.readiness(spec)
+    return {**local_models.read_status(spec), "ready": ready, "summary": sentence}
 
 
 def playground_run_get(*, project: Project, run_id: int) -> PlaygroundRun:

@@ -182,6 +182,32 @@ def endpoint_update(
     return endpoint
 
 
+def local_endpoint_ensure(*, project: Project, spec: local_models.ModelSpec, actor: Any) -> ModelEndpoint:
+    """Create the managed endpoint of a local model, or bring its kind, mode, model and address up to date.
+
+    Found by its name (`spec.endpoint_name`); running it again changes nothing.
+    """
+    managed = {
+        "kind": EndpointKind.LOCAL,
+        "mode": spec.mode,
+        "model": f"openai/{local_models.model_alias(spec)}",
+        "api_base": local_models.api_base(spec=spec),
+    }
+    endpoint = ModelEndpoint.objects.filter(project=project, name=spec.endpoint_name).first()
+    if endpoint is None:
+        # One call at a time: the model server answers one request after another anyway.
+        return endpoint_create(
+            project=project, actor=actor, name=spec.endpoint_name, timeout_seconds=180, max_retries=1,
+            max_concurrency=1, price_input_per_mtok=0, price_output_per_mtok=0,
+            # A completions server stops at 16 tokens unless told otherwise; a prompt's own max_tokens wins.
+            default_params={"max_tokens": 128} if spec.mode == EndpointMode.COMPLETION else {},
+            **managed,
+        )  # fmt: skip
+    if any(getattr(endpoint, field) != value for field, value in managed.items()):
+        return endpoint_update(endpoint=endpoint, actor=actor, **managed)
+    return endpoint
+
+
 @transaction.atomic
 def endpoint_delete(*, endpoint: ModelEndpoint, actor: Any) -> None:
     audit_record(
@@ -210,7 +236,7 @@ def endpoint_keys_rotate() -> tuple[int, list[str]]:
 
 def endpoint_check(*, endpoint: ModelEndpoint) -> gateway.Completion:
     """Test connection: one token; raises gateway.GatewayError with the provider's error in plain words."""
-    _refuse_unready_local(endpoint)
+    endpoint_refuse_unready(endpoint=endpoint)
     return gateway.check_connection(endpoint)
 
 
@@ -259,10 +285,11 @@ def endpoint_check_execute(*, check_id: int) -> EndpointCheck | None:
     return check
 
 
-def _refuse_unready_local(endpoint: ModelEndpoint) -> None:
+def endpoint_refuse_unready(*, endpoint: ModelEndpoint) -> None:
+    """A managed local endpoint whose model is not serving yet fails with its progress, not a refused connection."""
     if endpoint.kind != EndpointKind.LOCAL:
         return
-    ready, sentence = local_models.readiness()
+    ready, sentence = local_models.readiness(local_models.spec_for_model(endpoint.model))
     if not ready:
         raise gateway.GatewayError(gateway.ErrorKind.PROVIDER_ERROR, sentence, retryable=False)
 
@@ -381,7 +408,7 @@ def playground_result_execute(*, result_id: int) -> PlaygroundResult | None:
     try:
         if endpoint is None:
             raise gateway.GatewayError(gateway.ErrorKind.BAD_REQUEST, "The endpoint was deleted.", retryable=False)
-        _refuse_unready_local(endpoint)
+        endpoint_refuse_unready(endpoint=endpoint)
         messages, prompt = request.pop("messages", None), request.pop("prompt", None)
         if gateway.supports_streaming(endpoint):
             completion = _stream_into(result_id, endpoint, messages=messages, prompt=prompt, params=request)

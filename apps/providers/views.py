@@ -18,7 +18,7 @@ from apps.prompts.content import ContentProblem, build_content, content_of
 from apps.prompts.models import PromptKind, PromptVersion
 from apps.providers import selectors, services
 from apps.providers.forms import EndpointForm, ResultToDatasetForm, VariableProblem, variable_rows, variable_values
-from apps.providers.models import EndpointKind, ResultStatus
+from apps.providers.models import EndpointKind, EndpointMode, ResultStatus
 
 # --- endpoints -------------------------------------------------------------------------------------
 
@@ -157,10 +157,13 @@ def _selected_ids(post) -> list[int]:
 
 
 def _default_selection(endpoints) -> list[int]:
-    preferred = [e.pk for e in endpoints if e.kind == EndpointKind.LOCAL] or [
-        e.pk for e in endpoints if e.kind != EndpointKind.SIMULATED
-    ]
-    return preferred[:1] or [e.pk for e in endpoints][:1]
+    """A local chat endpoint, else another real chat endpoint, else a real one, else any."""
+    # A chat endpoint takes a text prompt and chat messages alike; a completion endpoint only text.
+    ranked = sorted(
+        endpoints,
+        key=lambda e: (e.kind == EndpointKind.SIMULATED, e.mode != EndpointMode.CHAT, e.kind != EndpointKind.LOCAL),
+    )
+    return [ranked[0].pk] if ranked else []
 
 
 def _local_notes(endpoints) -> list[str]:

@@ -7,6 +7,8 @@ import pytest
 from apps.experiments import runner, services
 from apps.experiments.models import Cell, CellStatus, ExperimentStatus, Score
 from apps.experiments.tests.factories import build_experiment, make_rows
+from apps.providers import local_models
+from apps.providers import services as provider_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,3 +149,16 @@ def test_the_sweep_frees_expired_claims(project, editor, simulated_endpoint):
     result = services.experiment_sweep()
     assert result["freed"] == 2 and result["requeued"] == 2
     assert set(Cell.objects.filter(experiment=experiment).values_list("status", flat=True)) == {CellStatus.PENDING}
+
+
+def test_a_local_model_still_installing_fails_its_cells_with_its_progress(project, editor, settings, tmp_path):
+    settings.LOCAL_MODELS_DIR, settings.LOCAL_MODEL_COMPLETION = tmp_path, "gemma-3-270m"
+    gemma = local_models.GEMMA_3_270M
+    local_models.write_status("installing", spec=gemma, step="joining the parts and checking the SHA-256", progress=92)
+    endpoint = provider_services.local_endpoint_ensure(project=project, spec=gemma, actor=editor)
+    experiment = build_experiment(project, editor, [endpoint], rows=2)
+    services.experiment_start(experiment=experiment, actor=editor)
+    _run_all(experiment)
+    cells = Cell.objects.filter(experiment=experiment)
+    assert set(cells.values_list("status", flat=True)) == {CellStatus.FAILED}
+    assert all("is still installing (92%): joining the parts" in c.error_message for c in cells)

@@ -133,6 +133,37 @@ def test_it_fails_a_local_model_that_is_still_installing_with_its_progress(
     assert "still installing (70%): downloading model part 3 of 6" in result.error_message
 
 
+def test_it_fails_a_text_prompt_on_the_completion_model_with_that_models_own_progress(
+    project, editor, settings, tmp_path
+):
+    settings.LOCAL_MODELS_DIR, settings.LOCAL_MODEL_COMPLETION = tmp_path, "gemma-3-270m"
+    local_models.write_status("ready", step="serving")  # the chat model is up; the completion model is not
+    local_models.write_status(
+        "installing", spec=local_models.GEMMA_3_270M, step="downloading model part 2 of 4", progress=75
+    )
+    prompt = PromptFactory(project=project, name="continue")
+    make_version(prompt, "Once upon a time", actor=editor)
+    gemma = services.local_endpoint_ensure(project=project, spec=local_models.GEMMA_3_270M, actor=editor)
+    run = services.playground_run_create(
+        project=project, actor=editor, content=_content(prompt), variables={}, endpoints=[gemma]
+    )
+    assert run.results.get().request["prompt"] == "Once upon a time"  # sent as a plain completion
+    result = services.playground_result_execute(result_id=run.results.get().pk)
+    assert result.status == ResultStatus.FAILED
+    assert "Gemma 3 270M base (Q4_K_M) is still installing (75%): downloading model part 2 of 4" in result.error_message
+
+
+def test_it_picks_the_local_chat_model_first_not_the_completion_model(project, editor, client_for, support, settings):
+    qwen = services.endpoint_create(
+        project=project, actor=editor, name="Local Qwen2.5-Coder 0.5B", kind=EndpointKind.LOCAL,
+        model="openai/qwen2.5-coder-0.5b-instruct", api_base="http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    gemma = services.local_endpoint_ensure(project=project, spec=local_models.GEMMA_3_270M, actor=editor)
+    html = client_for(editor).get(reverse("providers:playground", args=[project.slug]) + "?prompt=support").content
+    assert f'value="{qwen.pk}" id="endpoint-{qwen.pk}" checked'.encode() in html
+    assert f'value="{gemma.pk}" id="endpoint-{gemma.pk}">'.encode() in html
+
+
 def _content(prompt):
     from apps.prompts.content import content_of
 

@@ -56,9 +56,11 @@ class Command(BaseCommand):
             local_models = subprocess.Popen(
                 [sys.executable, "manage.py", "local_models", "up"], cwd=settings.BASE_DIR, stdout=log, stderr=log
             )
+            completion = getattr(settings, "LOCAL_MODEL_COMPLETION", "")
             self.stdout.write(
-                f"Local model: installing/starting in the background (pid {local_models.pid}); progress on the "
-                "Models page, log in data/local_models.log. LOCAL_MODELS=false turns this off."
+                f"Local model{f's (chat and {completion})' if completion else ''}: installing/starting in the "
+                f"background (pid {local_models.pid}); progress on the Models page, log in data/local_models.log. "
+                "LOCAL_MODELS=false turns this off."
             )
         if not no_worker:
             worker = subprocess.Popen(

@@ -125,29 +125,35 @@ class Command(BaseCommand):
         )
 
     def _seed_model_endpoints(self) -> None:
-        """The local model as the demo's endpoint (added to an existing demo too). No simulated endpoint is
-        seeded: the test server runs only inside tests and benchmarks, so it would point at nothing."""
+        """The local models as the demo's endpoints (added to an existing demo too): the chat model, and the
+        completion model while LOCAL_MODEL_COMPLETION turns it on. No simulated endpoint is seeded: the test
+        server runs only inside tests and benchmarks, so it would point at nothing."""
         from apps.providers import local_models
-        from apps.providers.models import EndpointKind, ModelEndpoint
-        from apps.providers.services import endpoint_create
+        from apps.providers.models import EndpointKind, EndpointMode, ModelEndpoint
+        from apps.providers.services import endpoint_create, local_endpoint_ensure
 
         project = Project.objects.filter(slug="demo").first()
-        if project is None or ModelEndpoint.objects.filter(project=project, kind=EndpointKind.LOCAL).exists():
+        if project is None:
             return
-        endpoint_create(
-            project=project,
-            actor="seed_demo",
-            name="Local Qwen2.5-Coder 0.5B",
-            kind=EndpointKind.LOCAL,
-            mode=local_models.DEFAULT_MODEL.mode,
-            model=f"openai/{local_models.model_alias()}",
-            api_base=local_models.api_base(),
-            timeout_seconds=180,
-            max_retries=1,
-            max_concurrency=1,
-            price_input_per_mtok=0,
-            price_output_per_mtok=0,
-        )
+        local_chat = ModelEndpoint.objects.filter(project=project, kind=EndpointKind.LOCAL, mode=EndpointMode.CHAT)
+        if not local_chat.exists():
+            endpoint_create(
+                project=project,
+                actor="seed_demo",
+                name=local_models.DEFAULT_MODEL.endpoint_name,
+                kind=EndpointKind.LOCAL,
+                mode=local_models.DEFAULT_MODEL.mode,
+                model=f"openai/{local_models.model_alias()}",
+                api_base=local_models.api_base(),
+                timeout_seconds=180,
+                max_retries=1,
+                max_concurrency=1,
+                price_input_per_mtok=0,
+                price_output_per_mtok=0,
+            )
+        completion = local_models.completion_model()
+        if completion is not None:
+            local_endpoint_ensure(project=project, spec=completion, actor="seed_demo")
 
     def _seed_ratings(self) -> None:
         """A finished, rated A/B experiment linked to the open review (added to an existing demo too)."""
