@@ -228,3 +228,35 @@ def test_the_list_and_nav_show_datasets(client_for, editor, project):
     DatasetFactory(project=project, name="golden-set")
     html = client_for(editor).get(url("list")).content.decode()
     assert "golden-set" in html and f'href="{url("list")}"' in html
+
+
+def test_an_upload_declaring_more_than_the_limit_is_refused_before_it_is_read(client_for, editor, settings):
+    settings.DATASET_MAX_UPLOAD_MB = 1
+    client = client_for(editor)
+    # The body is small, but it claims 50 MB: the view must answer from the header alone.
+    response = client.post(
+        url("import"),
+        {"file": SimpleUploadedFile("big.csv", b"a,b\n1,2\n"), "name": "big"},
+        CONTENT_LENGTH=str(50 * 1024 * 1024),
+    )
+    assert response.status_code == 413
+    assert b"the limit is 1 MB (DATASET_MAX_UPLOAD_MB). Nothing was uploaded." in response.content
+    assert not ImportJob.objects.exists()
+
+
+def test_an_oversized_upload_from_a_stranger_is_still_a_404(client_for, project, member, settings):
+    from apps.accounts.tests.factories import UserFactory
+
+    settings.DATASET_MAX_UPLOAD_MB = 1
+    response = client_for(UserFactory()).post(url("import"), {"name": "x"}, CONTENT_LENGTH=str(50 * 1024 * 1024))
+    assert response.status_code == 404
+
+
+def test_the_upload_form_still_checks_csrf(editor):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    response = upload(client, "support_tickets.csv", (SAMPLES / "support_tickets.csv").read_bytes())
+    assert response.status_code == 403 and b"CSRF" in response.content
+    assert not ImportJob.objects.exists()
