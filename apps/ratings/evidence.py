@@ -95,12 +95,19 @@ def _rules(policy) -> dict[str, Any]:
 
 
 def _summaries(review) -> list[tuple[Any, dict[str, Any]]]:
+    """Each linked experiment's rating summary, computed once per review object (the review page asks for
+    them twice: the evidence and the release checks). A release re-reads the review under a lock, so it
+    always computes them afresh."""
     from apps.ratings import selectors
 
+    cached = getattr(review, "_rating_summaries", None)
+    if cached is not None:
+        return cached
     found = []
     for link in selectors.links_for_review(review=review):
         focus = (link.candidate.name, link.baseline.name) if link.baseline else None
         found.append((link, selectors.experiment_rating_summary(experiment=link.experiment, focus=focus)))
+    review._rating_summaries = found
     return found
 
 

@@ -116,9 +116,30 @@ def test_the_review_page_shows_the_verdict_charts_and_each_threshold_met_or_not(
     assert 'id="release-form"' in author_html
 
 
+def test_the_review_page_computes_each_summary_once(setting, cast, client_for, monkeypatch):
+    from apps.ratings import selectors
+
+    policy, _, experiment, review = setting
+    services.evidence_rules_save(policy=policy, rules=RULES, actor=cast.admin)
+    services.experiment_link_create(review=review, experiment=experiment, actor=cast.author)
+    calls = []
+    real = selectors.experiment_rating_summary
+    monkeypatch.setattr(selectors, "experiment_rating_summary", lambda **kw: calls.append(kw) or real(**kw))
+    html = client_for(cast.reviewer).get(f"/p/acme/reviews/{review.pk}/").content.decode()
+    assert "✖ not met" in html  # the checks ran, on the same summary as the evidence
+    assert len(calls) == 1
+
+
 def test_an_unlinked_experiment_of_the_version_is_offered_for_linking(setting, cast, client_for):
     _, _, experiment, review = setting
     html = client_for(cast.author).get(f"/p/acme/reviews/{review.pk}/").content.decode()
     assert f"{experiment.name} tested v2: link it as evidence" in html
     response = client_for(cast.author).post(f"/p/acme/ratings/reviews/{review.pk}/link/", {"experiment": experiment.pk})
     assert response.status_code == 302 and ExperimentLink.objects.filter(review=review).count() == 1
+
+
+def test_the_policy_page_links_each_protected_label_to_its_evidence_thresholds(setting, cast, client_for):
+    client = client_for(cast.admin)
+    html = client.get("/p/acme/reviews/policies/").content.decode()
+    assert 'href="/p/acme/ratings/policies/production/thresholds/"' in html
+    assert client.get("/p/acme/ratings/policies/production/thresholds/").status_code == 200
