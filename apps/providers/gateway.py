@@ -1003,6 +1003,23 @@ async def _astream_open(target: Target, how: str, kwargs: dict[str, Any]) -> Any
     return await litellm.atext_completion(model=_completion_model(target), **kwargs)
 
 
+def _stream_retry_delay(
+    state: _StreamState, error: GatewayError, kwargs: dict[str, Any], retries: int, what: str
+) -> float:
+    """After a stream failed before its first token: how long to wait before the next attempt (0: at once,
+    without stream_options); raises the error, logged, when it is not retried."""
+    if _without_stream_options(error, kwargs):
+        state.attempts -= 1
+        return 0.0
+    target = state.target
+    delay = backoff_delay(state.attempts, error.retry_after) if error.retryable and state.attempts <= retries else None
+    if delay is None:
+        _log_outcome(target, what, state.started, state.attempts, error)
+        raise _give_up(error, state.attempts, retries)
+    logger.info("retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, state.attempts)
+    return delay
+
+
 def stream(
     endpoint: Any,
     *,
@@ -1063,19 +1080,9 @@ def stream(
             return
         finally:
             limiter.semaphore.release()
-        if _without_stream_options(error, kwargs):
-            state.attempts -= 1
-            continue
-        delay = (
-            backoff_delay(state.attempts, error.retry_after) if error.retryable and state.attempts <= retries else None
-        )
-        if delay is None:
-            _log_outcome(target, what, state.started, state.attempts, error)
-            raise _give_up(error, state.attempts, retries)
-        logger.info(
-            "retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, state.attempts
-        )
-        time.sleep(delay)
+        delay = _stream_retry_delay(state, error, kwargs, retries, what)
+        if delay:
+            time.sleep(delay)
 
 
 async def astream(
@@ -1135,16 +1142,6 @@ async def astream(
                 _log_outcome(target, what, state.started, state.attempts, None)
                 yield state.completion(response)
                 return
-        if _without_stream_options(error, kwargs):
-            state.attempts -= 1
-            continue
-        delay = (
-            backoff_delay(state.attempts, error.retry_after) if error.retryable and state.attempts <= retries else None
-        )
-        if delay is None:
-            _log_outcome(target, what, state.started, state.attempts, error)
-            raise _give_up(error, state.attempts, retries)
-        logger.info(
-            "retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, state.attempts
-        )
-        await asyncio.sleep(delay)
+        delay = _stream_retry_delay(state, error, kwargs, retries, what)
+        if delay:
+            await asyncio.sleep(delay)
