@@ -69,11 +69,13 @@ class Limiter:
 
     leases_expire = True  # a slot is a lease that its holder renews while the call runs
 
+    def __init__(self):
+        self._turns: dict[int, _Turn] = {}
+
     def _turn(self, endpoint_id: int) -> _Turn:
-        turns = self.__dict__.setdefault("_turns", {})
-        if endpoint_id not in turns:
-            turns[endpoint_id] = _Turn()
-        return turns[endpoint_id]
+        if endpoint_id not in self._turns:
+            self._turns[endpoint_id] = _Turn()
+        return self._turns[endpoint_id]
 
     async def acquire_in_turn(self, endpoint_id: int, limit: int, token: str, stopped) -> bool:
         turn = self._turn(endpoint_id)
@@ -100,6 +102,7 @@ class RedisLimiter(Limiter):
     def __init__(self, url: str):
         import redis.asyncio as aioredis
 
+        super().__init__()
         self.client = aioredis.from_url(url)
         self.acquire_script = self.client.register_script(_ACQUIRE)
         self.rate_script = self.client.register_script(_RATE)
@@ -209,6 +212,7 @@ class FileLimiter(DatabaseLimiter):
     leases_expire = False
 
     def __init__(self, folder):
+        super().__init__()
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: dict[tuple[int, int], int] = {}  # (endpoint, slot) -> open descriptor

@@ -250,6 +250,27 @@ class _Limiter:
                 return 0.0
             return 60 - (now - self.starts[0]) + 0.01
 
+    def pace(self) -> None:
+        """Sleep until this minute's request budget lets the next request start (and count it)."""
+        wait = self.wait_for_rate()
+        while wait > 0:
+            time.sleep(min(wait, 5))
+            wait = self.wait_for_rate()
+
+    async def apace(self) -> None:
+        """The async twin of `pace`."""
+        wait = self.wait_for_rate()
+        while wait > 0:
+            await asyncio.sleep(min(wait, 5))
+            wait = self.wait_for_rate()
+
+    def take_slot(self, target: Target, what: str, started: float, attempts: int, timeout: float, retries: int):
+        """Take a concurrency slot (sync calls), or give up, logged, when none frees within twice the timeout."""
+        if not self.semaphore.acquire(timeout=max(timeout, 1) * 2):
+            error = GatewayError(ErrorKind.TIMEOUT, f"'{target.name}' is busy: no free slot within {timeout:g} s.")
+            _log_outcome(target, what, started, attempts, error)
+            raise _give_up(error, attempts, retries)
+
     def async_semaphore(self) -> asyncio.Semaphore:
         loop_id = id(asyncio.get_running_loop())
         with self.lock:
@@ -580,6 +601,16 @@ def _log_outcome(target: Target, what: str, started: float, attempts: int, error
                        target.model, what, error.kind, attempts, took)  # fmt: skip
 
 
+def _retry_delay(target: Target, what: str, started: float, attempts: int, error: GatewayError, retries: int) -> float:
+    """How long to wait before retrying a failed attempt; raises the error, logged, when it is not retried."""
+    delay = backoff_delay(attempts, error.retry_after) if error.retryable and attempts <= retries else None
+    if delay is None:
+        _log_outcome(target, what, started, attempts, error)
+        raise _give_up(error, attempts, retries)
+    logger.info("retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, attempts)
+    return delay
+
+
 def _run_sync(target: Target, what: str, call: Callable[[], Any], *, timeout: float, max_retries: int):
     """Call with the endpoint's limits and the gateway's retries; returns (response, attempts, latency)."""
     limiter = _limiter(target)
@@ -587,14 +618,8 @@ def _run_sync(target: Target, what: str, call: Callable[[], Any], *, timeout: fl
     attempts = 0
     while True:
         attempts += 1
-        wait = limiter.wait_for_rate()
-        while wait > 0:
-            time.sleep(min(wait, 5))
-            wait = limiter.wait_for_rate()
-        if not limiter.semaphore.acquire(timeout=max(timeout, 1) * 2):
-            error = GatewayError(ErrorKind.TIMEOUT, f"'{target.name}' is busy: no free slot within {timeout:g} s.")
-            _log_outcome(target, what, started, attempts, error)
-            raise _give_up(error, attempts, max_retries)
+        limiter.pace()
+        limiter.take_slot(target, what, started, attempts, timeout, max_retries)
         attempt_started = time.perf_counter()
         try:
             response = call()
@@ -605,12 +630,7 @@ def _run_sync(target: Target, what: str, call: Callable[[], Any], *, timeout: fl
             return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
         finally:
             limiter.semaphore.release()
-        delay = backoff_delay(attempts, error.retry_after) if error.retryable and attempts <= max_retries else None
-        if delay is None:
-            _log_outcome(target, what, started, attempts, error)
-            raise _give_up(error, attempts, max_retries)
-        logger.info("retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, attempts)
-        time.sleep(delay)
+        time.sleep(_retry_delay(target, what, started, attempts, error, max_retries))
 
 
 async def _run_async(target: Target, what: str, call: Callable[[], Any], *, timeout: float, max_retries: int):
@@ -620,10 +640,7 @@ async def _run_async(target: Target, what: str, call: Callable[[], Any], *, time
     attempts = 0
     while True:
         attempts += 1
-        wait = limiter.wait_for_rate()
-        while wait > 0:
-            await asyncio.sleep(min(wait, 5))
-            wait = limiter.wait_for_rate()
+        await limiter.apace()
         async with semaphore:
             attempt_started = time.perf_counter()
             try:
@@ -633,12 +650,7 @@ async def _run_async(target: Target, what: str, call: Callable[[], Any], *, time
             else:
                 _log_outcome(target, what, started, attempts, None)
                 return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
-        delay = backoff_delay(attempts, error.retry_after) if error.retryable and attempts <= max_retries else None
-        if delay is None:
-            _log_outcome(target, what, started, attempts, error)
-            raise _give_up(error, attempts, max_retries)
-        logger.info("retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, attempts)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(_retry_delay(target, what, started, attempts, error, max_retries))
 
 
 # --- the public calls ------------------------------------------------------------------------------
@@ -1011,13 +1023,7 @@ def _stream_retry_delay(
     if _without_stream_options(error, kwargs):
         state.attempts -= 1
         return 0.0
-    target = state.target
-    delay = backoff_delay(state.attempts, error.retry_after) if error.retryable and state.attempts <= retries else None
-    if delay is None:
-        _log_outcome(target, what, state.started, state.attempts, error)
-        raise _give_up(error, state.attempts, retries)
-    logger.info("retrying endpoint=%s kind=%s in %.2fs (attempt %s)", target.name, error.kind, delay, state.attempts)
-    return delay
+    return _retry_delay(state.target, what, state.started, state.attempts, error, retries)
 
 
 def stream(
@@ -1045,14 +1051,8 @@ def stream(
     what = f"{how} stream"
     while True:
         state.begin_attempt()
-        wait = limiter.wait_for_rate()
-        while wait > 0:
-            time.sleep(min(wait, 5))
-            wait = limiter.wait_for_rate()
-        if not limiter.semaphore.acquire(timeout=max(timeout, 1) * 2):
-            error = GatewayError(ErrorKind.TIMEOUT, f"'{target.name}' is busy: no free slot within {timeout:g} s.")
-            _log_outcome(target, what, state.started, state.attempts, error)
-            raise _give_up(error, state.attempts, retries)
+        limiter.pace()
+        limiter.take_slot(target, what, state.started, state.attempts, timeout, retries)
         response = None
         try:
             response = _stream_open(target, how, kwargs)
@@ -1106,10 +1106,7 @@ async def astream(
     what = f"{how} stream"
     while True:
         state.begin_attempt()
-        wait = limiter.wait_for_rate()
-        while wait > 0:
-            await asyncio.sleep(min(wait, 5))
-            wait = limiter.wait_for_rate()
+        await limiter.apace()
         async with semaphore:
             response = None
             try:
