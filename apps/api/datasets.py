@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -15,6 +16,8 @@ from rest_framework.response import Response
 
 from apps.api.auth import HasWriteScope
 from apps.api.errors import ApiError
+from apps.api.parsers import read_bounded
+from apps.core import safejson
 from apps.datasets import services
 from apps.datasets.models import Dataset, DatasetVersion, DatasetVersionItem
 
@@ -22,12 +25,21 @@ PER_PAGE = 100
 
 
 class JsonLinesParser(BaseParser):
-    """The body as text: one JSON object per line ({"input": {...}, "expected": ..., "metadata": {...}})."""
+    """The body as text: one JSON object per line ({"input": {...}, "expected": ..., "metadata": {...}}).
+
+    DATASET_MAX_UPLOAD_MB holds here as for a file uploaded on the web: a body
+    that declares more is refused with 413 before a byte of it is read.
+    """
 
     media_type = "application/x-ndjson"
 
     def parse(self, stream, media_type=None, parser_context=None) -> str:
-        raw = stream.read() if stream is not None else b""
+        raw = read_bounded(
+            stream,
+            parser_context,
+            limit=settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024,
+            setting="DATASET_MAX_UPLOAD_MB",
+        )
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -66,8 +78,8 @@ def _records(text: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
+            record = safejson.loads(line)
+        except json.JSONDecodeError as exc:  # and safejson's JsonProblem: NaN, huge numbers, deep nesting
             raise ApiError(400, "invalid_jsonl", f"Line {number}, column {exc.colno}: {exc.msg}.", line=number)
         if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
             raise ApiError(
