@@ -21,6 +21,8 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core import safejson
+
 FORMATS = ("csv", "jsonl", "json", "xlsx")
 FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON array", "xlsx": "Excel (XLSX)"}
 ROLES = ("input", "expected", "metadata", "ignore")
@@ -96,7 +98,7 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise ImportProblem(
-            f"Unknown encoding: line {line} holds a NUL byte, so this is not UTF-8 or Latin-1 text "
+            f"This file is not text: line {line} holds a NUL byte, so this is not UTF-8 or Latin-1 text "
             "(a binary file, or UTF-16 without a byte order mark). Save the file as UTF-8."
         )
     try:
@@ -108,6 +110,27 @@ def decode_text(raw: bytes) -> tuple[str, str]:
             f"Unknown encoding: byte 0x{raw[exc.start]:02x} on line {line} is neither UTF-8 nor Latin-1. "
             "Save the file as UTF-8."
         ) from None
+
+
+# Control characters that text files hold (tab, line feed, form feed, carriage return) are not counted.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _check_is_text(text: str) -> None:
+    """Refuse a binary file that happens to decode (UTF-16 without a BOM, an image named .csv, ...)."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportProblem(
+            f"This file is not text: line {line} holds a NUL byte (a binary file, or UTF-16 without a byte order "
+            "mark). Export it as CSV or JSON Lines in UTF-8."
+        )
+    sample = text[:65536]
+    controls = len(_CONTROL.findall(sample))
+    if controls > max(8, len(sample) // 100):
+        raise ImportProblem(
+            f"This file is not text: {controls:,} control characters in its first {len(sample):,} characters "
+            "(a binary file with a text name?). Export it as CSV or JSON Lines in UTF-8."
+        )
 
 
 def _decode_strict(raw: bytes, encoding: str) -> str:
@@ -146,6 +169,7 @@ def read_table(path: Path, fmt: str, *, limit: int | None = None) -> Table:
         if not body.strip():
             raise ImportProblem("The file is empty.")
         text, encoding = decode_text(raw)
+        _check_is_text(text)
         if not text.strip():
             raise ImportProblem("The file is empty.")
         reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json}[fmt]
@@ -289,7 +313,7 @@ def _read_jsonl(text: str, limit: int | None) -> Table:
             complete = False
             break
         try:
-            value = json.loads(line)
+            value = safejson.loads(line)
         except json.JSONDecodeError as exc:
             raise ImportProblem(f"Line {line_number}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
         if not isinstance(value, dict):
@@ -310,7 +334,7 @@ def _read_jsonl(text: str, limit: int | None) -> Table:
 
 def _read_json(text: str, limit: int | None) -> Table:
     try:
-        value = json.loads(text)
+        value = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportProblem(f"Line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
     if not isinstance(value, list):
@@ -397,7 +421,7 @@ def guess_type(values: list[Any]) -> str:
     if all(v.strip()[:1] in "[{" for v in present):
         try:
             for v in present:
-                json.loads(v)
+                safejson.loads(v)
         except json.JSONDecodeError:
             return "string"
         return "json"
@@ -461,8 +485,18 @@ def _convert(value: Any, kind: str, row_number: int, column: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         if text is not None and _NUMBER.match(text):
+            digits = sum(ch.isdigit() for ch in text)
+            if digits > safejson.MAX_NUMBER_DIGITS:
+                raise ImportProblem(
+                    f"Row {row_number}, column '{column}': a number with {digits:,} digits; at most "
+                    f"{safejson.MAX_NUMBER_DIGITS} are accepted (import the column as a string)."
+                )
+            if re.fullmatch(r"[+-]?\d+", text):
+                return int(text)
             number = float(text)
-            return int(number) if re.fullmatch(r"[+-]?\d+", text) else number
+            if not math.isfinite(number):
+                raise ImportProblem(f"Row {row_number}, column '{column}': {_shown(value)} is too large to store.")
+            return number
         raise ImportProblem(f"Row {row_number}, column '{column}': {_shown(value)} is not a number.")
     if kind == "boolean":
         if isinstance(value, bool):
@@ -475,7 +509,7 @@ def _convert(value: Any, kind: str, row_number: int, column: str) -> Any:
     if text is None:
         return value
     try:
-        return json.loads(text)
+        return safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportProblem(
             f"Row {row_number}, column '{column}': not valid JSON ({exc.msg} at character {exc.pos + 1})."
