@@ -292,6 +292,9 @@ DATASET_UPLOAD_DIR = DATA_DIR / "dataset-uploads"
 DATASET_MAX_UPLOAD_MB = env_int("DATASET_MAX_UPLOAD_MB", 50, minimum=1)
 DATASET_MAX_ROWS = env_int("DATASET_MAX_ROWS", 1_000_000, minimum=1)
 DATASET_MAX_CELL_CHARS = env_int("DATASET_MAX_CELL_CHARS", 100_000, minimum=10)
+# An XLSX file is a zip: bound what it unpacks to and the cells its sheets declare before parsing it.
+DATASET_XLSX_MAX_UNPACKED_MB = env_int("DATASET_XLSX_MAX_UNPACKED_MB", 100, minimum=1)
+DATASET_XLSX_MAX_CELLS = env_int("DATASET_XLSX_MAX_CELLS", 5_000_000, minimum=1)
 # Files larger than this are imported by a Celery task on the `experiments` queue, with a progress bar.
 DATASET_ASYNC_IMPORT_BYTES = env_int("DATASET_ASYNC_IMPORT_BYTES", 2 * 1024 * 1024, minimum=0)
 DATASET_UPLOAD_TTL_HOURS = env_int("DATASET_UPLOAD_TTL_HOURS", 24, minimum=1)

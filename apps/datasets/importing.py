@@ -369,7 +369,59 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def xlsx_unpacked_bytes(path: Path) -> int:
+    """What an XLSX file unpacks to, from its zip directory alone (zipfile never inflates past these sizes)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportProblem(f"This is not a readable XLSX file (not a zip archive: {exc}).") from None
+
+
+def check_xlsx(path: Path) -> None:
+    """Refuse a zip bomb before parsing: the unpacked size and the sheets' declared cell count are bounded."""
+    import zipfile
+
+    unpacked = xlsx_unpacked_bytes(path)
+    limit_mb = settings.DATASET_XLSX_MAX_UNPACKED_MB
+    if unpacked > limit_mb * 1024 * 1024:
+        raise ImportProblem(
+            f"The spreadsheet unpacks to {unpacked / 1024 / 1024:,.0f} MB of XML ({path.stat().st_size / 1024:,.0f} KB "
+            f"packed); the limit is {limit_mb} MB (DATASET_XLSX_MAX_UNPACKED_MB). Save it as CSV instead."
+        )
+    cells = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+                continue
+            with archive.open(info) as sheet:
+                found = _DIMENSION.search(sheet.read(8192))
+            if found:
+                first_col, first_row, last_col, last_row = found.groups()
+                columns = _column_number(last_col or first_col) - _column_number(first_col) + 1
+                rows = int(last_row or first_row) - int(first_row) + 1
+                cells += max(columns, 1) * max(rows, 1)
+    if cells > settings.DATASET_XLSX_MAX_CELLS:
+        raise ImportProblem(
+            f"The spreadsheet declares {cells:,} cells; the limit is {settings.DATASET_XLSX_MAX_CELLS:,} "
+            "(DATASET_XLSX_MAX_CELLS). Save the data as CSV instead."
+        )
+
+
 def _read_xlsx(path: Path, limit: int | None) -> Table:
+    check_xlsx(path)
     import pandas as pd
 
     try:

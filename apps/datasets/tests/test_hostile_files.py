@@ -72,3 +72,56 @@ def test_a_binary_file_named_csv_is_refused_as_not_text(client_for, editor, cont
     status, page = _map_page(client_for(editor), "data.csv", content)
     assert "This file cannot be imported." in page and "This file is not text" in page
     assert status == 200
+
+
+# --- XLSX: zip bombs are refused before parsing, large sheets go to the worker ----------------------
+
+
+def test_an_xlsx_zip_bomb_is_refused_before_it_is_parsed(client_for, editor):
+    """607 KB holding 177 MB of sheet XML: refused from the zip directory in well under a second, in little memory."""
+    import time
+    import tracemalloc
+
+    from apps.datasets.tests.xlsx_bombs import xlsx_bomb
+
+    bomb = xlsx_bomb(2_500_000)
+    assert len(bomb) < 700 * 1024
+    client = client_for(editor)
+    upload(client, "bomb.xlsx", bomb)
+    map_url = url("import_map", ImportJob.objects.get().token)
+    client.get(map_url)  # warm up: imports and templates load once
+    started = time.monotonic()
+    page = client.get(map_url)
+    seconds = time.monotonic() - started
+    text = html.unescape(page.content.decode())
+    assert "This file cannot be imported." in text
+    assert "The spreadsheet unpacks to 169 MB of XML" in text and "DATASET_XLSX_MAX_UNPACKED_MB" in text
+    assert seconds < 2  # 37 s before, when it was parsed (on a shared, loaded machine: generous)
+    tracemalloc.start()
+    client.get(map_url)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024  # 620 MB before
+
+
+def test_an_xlsx_declaring_too_many_cells_is_refused(client_for, editor):
+    from apps.datasets.tests.xlsx_bombs import xlsx_bomb
+
+    status, page = _map_page(client_for(editor), "wide.xlsx", xlsx_bomb(10, dimension="A1:XFD1048576"))
+    assert "The spreadsheet declares 17,179,869,184 cells; the limit is 5,000,000 (DATASET_XLSX_MAX_CELLS)" in page
+
+
+def test_a_small_xlsx_that_unpacks_large_is_imported_in_the_background(client_for, editor, settings):
+    from apps.datasets.tests.xlsx_bombs import xlsx_bomb
+
+    settings.DATASET_ASYNC_IMPORT_BYTES = 1024 * 1024
+    content = xlsx_bomb(20_000)  # about 10 KB packed, 1.4 MB of XML
+    assert len(content) < 20 * 1024
+    client = client_for(editor)
+    status, page = _map_page(client, "big.xlsx", content)
+    assert "Import in the background" in page and "question" in page
+    job = ImportJob.objects.get()
+    response = client.post(url("import_map", job.token), {"role-0": "input", "role-1": "input", "intent": "import"})
+    assert response.status_code == 302 and response.url == url("import_status", job.token)
+    job.refresh_from_db()
+    assert job.status == "queued" and not DatasetVersion.objects.exists()
