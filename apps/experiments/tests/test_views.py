@@ -94,4 +94,4 @@ def test_the_progress_fragment_and_csv_export(client_for, editor, project, simul
     ).replace(b"</strong>", b"")
     export = client.get(f"/p/acme/experiments/{experiment.pk}/export.csv")
     lines = b"".join(export.streaming_content).decode().splitlines()
-    assert lines[0].startswith("row,variant,repeat,status") and len(lines) == 4
+    assert lines[0].startswith("cell_id,row,variant,prompt,prompt_version,endpoint,repeat,status") and len(lines) == 4
