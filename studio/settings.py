@@ -328,6 +328,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema.describe_text_rules",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PromptTypeEnum": ["text", "chat"],
         "VariableTypeEnum": "apps.prompts.sandbox.VARIABLE_TYPES",
