@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _withdraw_ready(**_kwargs) -> None:
         try:
             heartbeats.withdraw(hostname=_heartbeat["hostname"])
         except Exception:  # shutting down with the database gone: the row goes stale instead
-            pass
+            logging.getLogger(__name__).info("could not withdraw the heartbeat of %s", _heartbeat["hostname"])
 
 
 @beat_init.connect

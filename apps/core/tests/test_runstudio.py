@@ -197,9 +197,9 @@ def test_a_killed_web_process_takes_its_children_along_and_frees_the_folder(tmp_
         assert _wait(lambda: len(_session_members(worker)) >= 2, 60), studio.output
         os.kill(studio.process.pid, signal.SIGKILL)  # the web process, as the OOM killer would
         studio.process.wait(timeout=10)
-        assert _wait(lambda: not _session_members(worker) and not _session_members(beat), 30), (
-            f"left behind: {_session_members(worker) + _session_members(beat)}"
-        )
+        assert _wait(
+            lambda: not _session_members(worker) and not _session_members(beat), 30
+        ), f"left behind: {_session_members(worker) + _session_members(beat)}"
     finally:
         studio.stop()
     again = Studio(tmp_path)

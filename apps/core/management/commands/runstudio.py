@@ -259,17 +259,40 @@ class Command(BaseCommand):
             children.append(
                 Child(
                     "Celery worker",
-                    [sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", ",".join(QUEUES),
-                     "--concurrency", str(settings.WORKER_CONCURRENCY), "--loglevel", "WARNING",
-                     "--without-gossip", "--without-mingle"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "studio",
+                        "worker",
+                        "-Q",
+                        ",".join(QUEUES),
+                        "--concurrency",
+                        str(settings.WORKER_CONCURRENCY),
+                        "--loglevel",
+                        "WARNING",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
                     log=log,
                 )  # fmt: skip
             )
             children.append(
                 Child(
                     "Celery beat",
-                    [sys.executable, "-m", "celery", "-A", "studio", "beat", "--loglevel", "WARNING",
-                     "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "studio",
+                        "beat",
+                        "--loglevel",
+                        "WARNING",
+                        "--schedule",
+                        settings.CELERY_BEAT_SCHEDULE_FILENAME,
+                    ],
                     log=log,
                 )  # fmt: skip
             )
