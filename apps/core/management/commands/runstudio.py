@@ -32,7 +32,6 @@ from django.core.management.base import BaseCommand, CommandError
 from studio.celery import QUEUES
 
 _PR_SET_PDEATHSIG = 1
-STOP_SECONDS = float(os.environ.get("RUNSTUDIO_STOP_SECONDS", "10"))
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -140,7 +139,8 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def stop(self, timeout: float = STOP_SECONDS) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = settings.RUNSTUDIO_STOP_SECONDS if timeout is None else timeout
         process = self.process
         if process is None:
             return
