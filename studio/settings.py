@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.prompts",
     "apps.reviews",
     "apps.providers",
+    "apps.playground",
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",

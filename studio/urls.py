@@ -16,6 +16,7 @@ urlpatterns = [
     path("p/<slug:project_slug>/audit/", include("apps.audit.urls")),
     path("p/<slug:project_slug>/reviews/", include("apps.reviews.urls")),
     path("p/<slug:project_slug>/", include("apps.providers.urls")),
+    path("p/<slug:project_slug>/playground/", include("apps.playground.urls")),
     path("p/<slug:project_slug>/datasets/", include("apps.datasets.urls")),
     path("p/<slug:project_slug>/experiments/", include("apps.experiments.urls")),
     path("p/<slug:project_slug>/ratings/", include("apps.ratings.urls")),
