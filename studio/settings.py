@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.prompts",
+    "apps.webhooks",
     "apps.reviews",
     "apps.providers",
     "apps.playground",

@@ -15,6 +15,7 @@ urlpatterns = [
     path("p/<slug:project_slug>/prompts/", include("apps.prompts.urls")),
     path("p/<slug:project_slug>/audit/", include("apps.audit.urls")),
     path("p/<slug:project_slug>/reviews/", include("apps.reviews.urls")),
+    path("p/<slug:project_slug>/reviews/webhooks/", include("apps.webhooks.urls")),
     path("p/<slug:project_slug>/", include("apps.providers.urls")),
     path("p/<slug:project_slug>/playground/", include("apps.playground.urls")),
     path("p/<slug:project_slug>/datasets/", include("apps.datasets.urls")),
