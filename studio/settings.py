@@ -50,13 +50,19 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.prompts",
+    "apps.webhooks",
     "apps.reviews",
     "apps.providers",
+    "apps.playground",
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",
     "apps.api",
 ]
+# Every app's demo data (seed_demo): installed last, since it imports them all, and only on the embedded
+# default (DEBUG on); a production configuration has no demo app, so it cannot seed the known login.
+if DEBUG:
+    INSTALLED_APPS.append("apps.demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

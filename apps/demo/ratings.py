@@ -6,15 +6,17 @@ No model is called: the outputs are written by `seeding.finished_experiment` fro
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-
 from apps.accounts.models import Membership, Project, Role
+from apps.datasets import services as dataset_services
+from apps.demo.users import demo_user
 from apps.experiments import services as experiment_services
 from apps.experiments.models import Experiment
 from apps.prompts.models import Prompt
+from apps.providers.models import EndpointKind, ModelEndpoint
+from apps.providers.services import endpoint_create
 from apps.ratings import selectors, services
 from apps.ratings.seeding import SeedVariant, finished_experiment
+from apps.reviews.models import ReleasePolicy, ReviewRequest, ReviewStatus
 
 EXPERIMENT_NAME = "support-reply: production v2 vs candidate v3"
 RATERS = ("rater1", "rater2", "rater3")
@@ -95,20 +97,7 @@ def _rating(variant: str, rater_index: int, position: int) -> int:
     return 3 if (position // 2 + rater_index) % 3 == 0 else 4
 
 
-def _user(username: str):
-    user, created = get_user_model().objects.get_or_create(
-        username=username, defaults={"email": f"{username}@example.com"}
-    )
-    if created:
-        user.set_password(settings.DEMO_PASSWORD)
-        user.save(update_fields=["password"])
-    return user
-
-
 def _endpoint(project: Project, actor):
-    from apps.providers.models import EndpointKind, ModelEndpoint
-    from apps.providers.services import endpoint_create
-
     endpoint = ModelEndpoint.objects.filter(project=project).order_by("id").first()
     if endpoint is None:
         endpoint = endpoint_create(
@@ -120,15 +109,12 @@ def _endpoint(project: Project, actor):
 
 def seed_demo_ratings(*, project: Project, actor) -> Experiment | None:
     """Idempotent: does nothing when the demo experiment exists."""
-    from apps.datasets import services as dataset_services
-    from apps.reviews.models import ReleasePolicy, ReviewRequest, ReviewStatus
-
     if Experiment.objects.filter(project=project, name=EXPERIMENT_NAME).exists():
         return None
     prompt = Prompt.objects.filter(project=project, name="support-reply").first()
     if prompt is None:
         return None
-    raters = [_user(name) for name in RATERS]
+    raters = [demo_user(name) for name in RATERS]
     for rater in raters:
         Membership.objects.get_or_create(project=project, user=rater, defaults={"role": Role.EDITOR})
     dataset = dataset_services.dataset_create(

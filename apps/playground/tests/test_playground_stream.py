@@ -10,10 +10,11 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from apps.playground import services
+from apps.playground.models import PlaygroundResult, PlaygroundRun
 from apps.prompts.content import content_of
 from apps.prompts.tests.factories import PromptFactory, make_version
-from apps.providers import services
-from apps.providers.models import PlaygroundResult, PlaygroundRun, ResultStatus
+from apps.providers.models import ResultStatus
 
 ASK = [{"role": "user", "content": "{{ question }}"}]
 
@@ -101,7 +102,7 @@ def test_it_keeps_the_partial_output_and_shows_the_error_when_the_stream_breaks(
     assert result.tokens_out and result.tokens_estimated and result.attempts == 1
     assert len(sim_server.requests()) == 1
 
-    page = client_for(editor).get(reverse("providers:run", args=[project.slug, result.run_id])).content.decode()
+    page = client_for(editor).get(reverse("playground:run", args=[project.slug, result.run_id])).content.decode()
     assert '<pre class="rendered mb-2 output partial">one two three</pre>' in page
     assert "the output so far is kept" in page and "≈" in page
 
@@ -130,7 +131,7 @@ def test_the_run_page_polls_fast_while_a_result_streams_and_stops_when_all_are_d
     result_id = start(project, editor, ask, simulated_endpoint(), "x")
     result = PlaygroundResult.objects.get(pk=result_id)
     client = client_for(editor)
-    url = reverse("providers:run", args=[project.slug, result.run_id])
+    url = reverse("playground:run", args=[project.slug, result.run_id])
 
     queued = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in queued and "Queued…" in queued
@@ -158,7 +159,7 @@ def test_it_shows_the_output_growing_before_it_is_done(
     simulated_endpoint("Echo")
     words = " ".join(f"word{i}" for i in range(16))
     page = login_page(editor)
-    page.goto(reverse("providers:playground", args=[project.slug]) + "?prompt=ask")
+    page.goto(reverse("playground:playground", args=[project.slug]) + "?prompt=ask")
     page.fill("#var-question", words)
     page.check("text=Echo")
     page.click("#run-button")

@@ -1,4 +1,5 @@
-"""Webhook events: which URLs are allowed, the signed body, and queuing deliveries after commit."""
+"""Webhooks: which URLs are allowed (the SSRF guard), the signed body, queuing deliveries after commit, and the
+project admin's writes (create, pause, delete, ping, send again), each audited in its transaction."""
 
 from __future__ import annotations
 
@@ -16,12 +17,20 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from apps.reviews.models import Webhook, WebhookDelivery, WebhookEvent
+from apps.accounts.models import Project, Role
+from apps.accounts.permissions import require_role
+from apps.audit.services import actor_repr, actor_user, audit_record
+from apps.webhooks import selectors
+from apps.webhooks.models import Webhook, WebhookDelivery, WebhookEvent
 
 SIGNATURE_HEADER = "X-Studio-Signature"
 
 
-class WebhookURLRefused(Exception):
+class WebhookError(Exception):
+    """A refused webhook write; the message is shown to the user as is."""
+
+
+class WebhookURLRefused(WebhookError):
     """A webhook URL the studio will not call; the message names why."""
 
 
@@ -67,11 +76,9 @@ def check_url(url: str, *, resolve: bool = True) -> str:
 
 def emit(*, project_id: int, event: str, data: dict[str, Any]) -> list[WebhookDelivery]:
     """Record one delivery per subscribed active webhook and enqueue them when the transaction commits."""
-    deliveries = []
-    for webhook in Webhook.objects.filter(project_id=project_id, active=True):
-        if event != WebhookEvent.PING and event not in webhook.events:
-            continue
-        deliveries.append(_delivery(webhook, event, data))
+    deliveries = [
+        _delivery(webhook, event, data) for webhook in selectors.webhooks_subscribed(project_id=project_id, event=event)
+    ]
     if deliveries:
         ids = [d.pk for d in deliveries]
         transaction.on_commit(lambda: _enqueue(ids))
@@ -92,7 +99,7 @@ def _delivery(webhook: Webhook, event: str, data: dict[str, Any]) -> WebhookDeli
 
 
 def _enqueue(delivery_ids: list[int]) -> None:
-    from apps.reviews.tasks import deliver_webhook
+    from apps.webhooks.tasks import deliver_webhook
 
     for delivery_id in delivery_ids:
         deliver_webhook.apply_async(args=[delivery_id], queue="interactive")
@@ -115,3 +122,79 @@ def on_version_saved(version, actor) -> None:
             "author": version.author_repr,
         },
     )
+
+
+# --- a project admin's writes ---------------------------------------------------------------
+
+
+@transaction.atomic
+def webhook_create(*, project: Project, url: str, events: list[str], actor: Any, description: str = "") -> Webhook:
+    require_role(project_id=project.pk, actor=actor, role=Role.ADMIN, what="Managing webhooks")
+    try:
+        url = check_url(url)
+    except WebhookURLRefused:
+        raise
+    events = [e for e in WebhookEvent.values if e in set(events) and e != WebhookEvent.PING]
+    if not events:
+        raise WebhookError("Choose at least one event to send.")
+    webhook = Webhook.objects.create(
+        project=project, url=url, events=events, description=description.strip()[:200], created_by=actor_user(actor)
+    )
+    audit_record(
+        project_id=project.pk, actor=actor, action="webhook.created", obj=webhook, after={"url": url, "events": events}
+    )
+    return webhook
+
+
+@transaction.atomic
+def webhook_set_active(*, webhook: Webhook, active: bool, actor: Any) -> Webhook:
+    require_role(project_id=webhook.project_id, actor=actor, role=Role.ADMIN, what="Managing webhooks")
+    if webhook.active != active:
+        webhook.active = active
+        webhook.save(update_fields=["active"])
+        audit_record(
+            project_id=webhook.project_id,
+            actor=actor,
+            action="webhook.changed",
+            obj=webhook,
+            before={"active": not active},
+            after={"active": active},
+        )
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, webhook: Webhook, actor: Any) -> None:
+    require_role(project_id=webhook.project_id, actor=actor, role=Role.ADMIN, what="Managing webhooks")
+    audit_record(
+        project_id=webhook.project_id,
+        actor=actor,
+        action="webhook.deleted",
+        obj=webhook,
+        before={"url": webhook.url, "events": webhook.events},
+    )
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_ping(*, webhook: Webhook, actor: Any) -> WebhookDelivery:
+    require_role(project_id=webhook.project_id, actor=actor, role=Role.ADMIN, what="Managing webhooks")
+    delivery = _delivery(
+        webhook, WebhookEvent.PING, {"message": "Hello from Prompt Studio", "actor": actor_repr(actor)}
+    )
+    enqueue_after_commit(delivery)
+    return delivery
+
+
+@transaction.atomic
+def delivery_retry(*, delivery: WebhookDelivery, actor: Any) -> WebhookDelivery:
+    """Send a failed delivery again (same body, same id, a fresh set of attempts)."""
+    require_role(project_id=delivery.webhook.project_id, actor=actor, role=Role.ADMIN, what="Managing webhooks")
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    if delivery.status != "failed":
+        raise WebhookError("Only a failed delivery can be sent again.")
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.save(update_fields=["status", "attempts"])
+    enqueue_after_commit(delivery)
+    return delivery

@@ -12,8 +12,9 @@ from apps.audit.models import AuditEvent
 from apps.datasets import selectors as dataset_selectors
 from apps.datasets.models import DatasetVersion
 from apps.datasets.tests.factories import DatasetFactory, make_dataset_version, record
+from apps.playground.models import PlaygroundResult, PlaygroundRun
 from apps.prompts.tests.factories import PromptFactory, make_version
-from apps.providers.models import PlaygroundResult, PlaygroundRun, ResultStatus
+from apps.providers.models import ResultStatus
 
 VARIABLES = {"customer": "Dana", "question": "Where is my invoice?"}
 
@@ -37,7 +38,7 @@ def make_result(project, version=None, *, variables=None, status=ResultStatus.DO
 
 
 def url(result, project="acme") -> str:
-    return reverse("providers:result_to_dataset", args=[project, result.run_id, result.pk])
+    return reverse("playground:result_to_dataset", args=[project, result.run_id, result.pk])
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_it_appends_the_result_as_a_new_version_with_input_expected_and_metadata
         url(result), {"dataset": tickets.pk, "expected": "Your invoice is on the Billing page.", "message": ""}
     )
 
-    assert response.status_code == 302 and response.url == reverse("providers:run", args=["acme", result.run_id])
+    assert response.status_code == 302 and response.url == reverse("playground:run", args=["acme", result.run_id])
     old, new = tickets.versions.order_by("number")
     assert (old.row_count, new.row_count, new.number, new.parent_id) == (2, 3, 2, old.pk)
     assert rows(new)[-1] == {
@@ -161,10 +162,10 @@ def test_it_answers_404_for_another_projects_dataset_run_or_result(project, edit
     assert client.post(url(result), {"dataset": foreign_dataset.pk, "expected": "x"}).status_code == 404
     assert foreign_dataset.versions.count() == 1 and tickets.versions.count() == 1
     foreign_result = make_result(other)
-    foreign_run_url = reverse("providers:result_to_dataset", args=["acme", foreign_result.run_id, foreign_result.pk])
+    foreign_run_url = reverse("playground:result_to_dataset", args=["acme", foreign_result.run_id, foreign_result.pk])
     assert client.get(foreign_run_url).status_code == 404
     # A real run of this project with a result id of another run.
-    mixed = reverse("providers:result_to_dataset", args=["acme", result.run_id, foreign_result.pk])
+    mixed = reverse("playground:result_to_dataset", args=["acme", result.run_id, foreign_result.pk])
     assert client.post(mixed, {"dataset": tickets.pk, "expected": "x"}).status_code == 404
     assert DatasetVersion.objects.count() == 2
 
@@ -192,7 +193,7 @@ def test_the_run_page_offers_it_on_finished_results(project, editor, client_for,
     failed = PlaygroundResult.objects.create(
         run=done.run, endpoint_name="Broken", model="openai/x", status=ResultStatus.FAILED, error_kind="auth"
     )
-    page = client_for(editor).get(reverse("providers:run", args=["acme", done.run_id])).content.decode()
+    page = client_for(editor).get(reverse("playground:run", args=["acme", done.run_id])).content.decode()
     assert url(done) in page and url(failed) in page
     warning = client_for(editor).get(url(failed)).content.decode()
     assert "This result failed (auth)" in warning
@@ -202,7 +203,7 @@ def test_the_run_page_offers_it_on_finished_results(project, editor, client_for,
 def test_it_adds_a_result_to_a_dataset_from_the_run_page(project, editor, version, tickets, login_page):
     result = make_result(project, version, output="Your invoice is here.")
     page = login_page(editor)
-    page.goto(reverse("providers:run", args=["acme", result.run_id]))
+    page.goto(reverse("playground:run", args=["acme", result.run_id]))
     page.click(".result[data-endpoint='Echo'] .add-to-dataset")
     page.select_option("#id_dataset", label="tickets (v1)")
     assert page.input_value("#id_expected") == "Your invoice is here."

@@ -1,9 +1,9 @@
 import pytest
 from django.core.management import call_command
 
+from apps.demo.ratings import EXPERIMENT_NAME
 from apps.experiments.models import Experiment
 from apps.ratings import selectors
-from apps.ratings.demo import EXPERIMENT_NAME
 from apps.ratings.models import Assignment, ExperimentLink
 from apps.reviews.models import ReleasePolicy
 

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.reviews.models import DeliveryStatus, WebhookDelivery
-from apps.reviews.webhooks import SIGNATURE_HEADER, WebhookURLRefused, check_url, sign
+from apps.webhooks.models import DeliveryStatus, WebhookDelivery
+from apps.webhooks.services import SIGNATURE_HEADER, WebhookURLRefused, check_url, sign
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def backoff_seconds(attempt: int) -> float:
 
 
 @shared_task(
-    name="reviews.deliver_webhook",
+    name="reviews.deliver_webhook",  # its old name: deliveries queued before an upgrade still run
     bind=True,
     acks_late=True,
     ignore_result=True,

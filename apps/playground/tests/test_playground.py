@@ -9,9 +9,11 @@ import pytest
 from django.urls import reverse
 
 from apps.accounts.tests.factories import ProjectFactory
+from apps.playground import services as playground_services
+from apps.playground.models import PlaygroundResult, PlaygroundRun
 from apps.prompts.tests.factories import PromptFactory, make_version
 from apps.providers import local_models, services
-from apps.providers.models import EndpointKind, PlaygroundResult, PlaygroundRun, ResultStatus
+from apps.providers.models import EndpointKind, ResultStatus
 
 SUPPORT = [
     {"role": "system", "content": "You support {{ product }}."},
@@ -55,7 +57,7 @@ def run_form(chosen, **values) -> dict:
 
 def test_it_builds_the_form_from_the_versions_variables(project, editor, client_for, support, simulated_endpoint):
     simulated_endpoint()
-    page = client_for(editor).get(reverse("providers:playground", args=[project.slug]) + "?prompt=support")
+    page = client_for(editor).get(reverse("playground:playground", args=[project.slug]) + "?prompt=support")
     html = page.content.decode()
     assert page.status_code == 200
     for name in ("product", "customer", "question", "tries"):
@@ -70,7 +72,7 @@ def test_it_saves_a_run_and_enqueues_one_result_per_endpoint_on_commit(
     echo, upper = simulated_endpoint("Echo"), simulated_endpoint("Upper", "openai/upper")
     with django_capture_on_commit_callbacks() as callbacks:
         response = client_for(editor).post(
-            reverse("providers:playground", args=[project.slug]), run_form([echo, upper])
+            reverse("playground:playground", args=[project.slug]), run_form([echo, upper])
         )
     run = PlaygroundRun.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/playground/runs/{run.pk}/")
@@ -85,7 +87,7 @@ def test_it_saves_a_run_and_enqueues_one_result_per_endpoint_on_commit(
 
 def test_it_runs_a_result_once_and_records_everything(project, editor, support, simulated_endpoint, sim_server):
     endpoint = simulated_endpoint("Upper", "openai/upper", price_input_per_mtok=2, price_output_per_mtok=2)
-    run = services.playground_run_create(
+    run = playground_services.playground_run_create(
         project=project,
         actor=editor,
         content=__import__("apps.prompts.content", fromlist=["content_of"]).content_of(support.versions.get()),
@@ -93,7 +95,7 @@ def test_it_runs_a_result_once_and_records_everything(project, editor, support, 
         endpoints=[endpoint],
     )
     result_id = run.results.get().pk
-    result = services.playground_result_execute(result_id=result_id)
+    result = playground_services.playground_result_execute(result_id=result_id)
     assert result.status == ResultStatus.DONE
     assert result.output == "DANA ASKS: HI (1 TRIES)"
     # "You support Acme." is 3 words + 1, "Dana asks: hi (1 tries)" 5 + 1 (the simulated server's rule)
@@ -101,17 +103,17 @@ def test_it_runs_a_result_once_and_records_everything(project, editor, support, 
     assert result.cost == Decimal(15 * 2) / 1_000_000
     assert result.latency_ms is not None and result.provider_request_id.startswith("req-sim-")
     # A second delivery of the same task changes nothing and calls nobody.
-    assert services.playground_result_execute(result_id=result_id) is None
+    assert playground_services.playground_result_execute(result_id=result_id) is None
     assert len(sim_server.requests()) == 1
 
 
 def test_it_records_a_provider_failure_in_plain_words(project, editor, support, simulated_endpoint, sim_server):
     sim_server.configure(api_key="sk-only-this-key-works-0000")
     endpoint = simulated_endpoint(api_key="sk-wrong-key-for-this-server")
-    run = services.playground_run_create(
+    run = playground_services.playground_run_create(
         project=project, actor=editor, content=_content(support), variables=_values(), endpoints=[endpoint]
     )
-    result = services.playground_result_execute(result_id=run.results.get().pk)
+    result = playground_services.playground_result_execute(result_id=run.results.get().pk)
     assert result.status == ResultStatus.FAILED
     assert result.error_kind == "auth" and "refused the API key" in result.error_message
 
@@ -125,10 +127,10 @@ def test_it_fails_a_local_model_that_is_still_installing_with_its_progress(
         project=project, actor=editor, name="Local", kind=EndpointKind.LOCAL, model="openai/qwen",
         api_base="http://127.0.0.1:9/v1",
     )  # fmt: skip
-    run = services.playground_run_create(
+    run = playground_services.playground_run_create(
         project=project, actor=editor, content=_content(support), variables=_values(), endpoints=[endpoint]
     )
-    result = services.playground_result_execute(result_id=run.results.get().pk)
+    result = playground_services.playground_result_execute(result_id=run.results.get().pk)
     assert result.status == ResultStatus.FAILED
     assert "still installing (70%): downloading model part 3 of 6" in result.error_message
 
@@ -144,11 +146,11 @@ def test_it_fails_a_text_prompt_on_the_completion_model_with_that_models_own_pro
     prompt = PromptFactory(project=project, name="continue")
     make_version(prompt, "Once upon a time", actor=editor)
     gemma = services.local_endpoint_ensure(project=project, spec=local_models.GEMMA_3_270M, actor=editor)
-    run = services.playground_run_create(
+    run = playground_services.playground_run_create(
         project=project, actor=editor, content=_content(prompt), variables={}, endpoints=[gemma]
     )
     assert run.results.get().request["prompt"] == "Once upon a time"  # sent as a plain completion
-    result = services.playground_result_execute(result_id=run.results.get().pk)
+    result = playground_services.playground_result_execute(result_id=run.results.get().pk)
     assert result.status == ResultStatus.FAILED
     assert "Gemma 3 270M base (Q4_K_M) is still installing (75%): downloading model part 2 of 4" in result.error_message
 
@@ -159,7 +161,7 @@ def test_it_picks_the_local_chat_model_first_not_the_completion_model(project, e
         model="openai/qwen2.5-coder-0.5b-instruct", api_base="http://127.0.0.1:9/v1",
     )  # fmt: skip
     gemma = services.local_endpoint_ensure(project=project, spec=local_models.GEMMA_3_270M, actor=editor)
-    html = client_for(editor).get(reverse("providers:playground", args=[project.slug]) + "?prompt=support").content
+    html = client_for(editor).get(reverse("playground:playground", args=[project.slug]) + "?prompt=support").content
     assert f'value="{qwen.pk}" id="endpoint-{qwen.pk}" checked'.encode() in html
     assert f'value="{gemma.pk}" id="endpoint-{gemma.pk}">'.encode() in html
 
@@ -188,7 +190,7 @@ def test_it_names_the_problem_and_keeps_what_was_typed(
 ):
     endpoint = simulated_endpoint()
     form = run_form([endpoint], **change)
-    response = client_for(editor).post(reverse("providers:playground", args=[project.slug]), form)
+    response = client_for(editor).post(reverse("playground:playground", args=[project.slug]), form)
     html = unescape(response.content.decode())
     assert response.status_code == 400
     assert message in html
@@ -202,7 +204,7 @@ def test_it_runs_unsaved_content_without_touching_the_version(
     endpoint = simulated_endpoint()
     form = run_form([endpoint], **{"msg-1-content": "Plainly: {{ question }}"})
     with django_capture_on_commit_callbacks():
-        client_for(editor).post(reverse("providers:playground", args=[project.slug]), form)
+        client_for(editor).post(reverse("playground:playground", args=[project.slug]), form)
     run = PlaygroundRun.objects.get()
     assert run.version is None
     assert run.content["messages"][1]["content"] == "Plainly: {{ question }}"
@@ -213,10 +215,10 @@ def test_it_answers_404_for_another_projects_endpoint_or_run(project, editor, cl
     other = ProjectFactory(slug="other")
     foreign = simulated_endpoint("Foreign", for_project=other)
     client = client_for(editor)
-    response = client.post(reverse("providers:playground", args=[project.slug]), run_form([foreign]))
+    response = client.post(reverse("playground:playground", args=[project.slug]), run_form([foreign]))
     assert response.status_code == 404
     foreign_run = PlaygroundRun.objects.create(project=other, content={}, variables={})
-    assert client.get(reverse("providers:run", args=[project.slug, foreign_run.pk])).status_code == 404
+    assert client.get(reverse("playground:run", args=[project.slug, foreign_run.pk])).status_code == 404
     admin = client_for(_admin(project))
     assert admin.get(reverse("providers:endpoint_edit", args=[project.slug, foreign.pk])).status_code == 404
     assert admin.post(reverse("providers:endpoint_test", args=[project.slug, foreign.pk])).status_code == 404
@@ -231,7 +233,7 @@ def _admin(project):
 def test_it_is_for_editors_and_endpoint_admin_is_for_admins(project, member, client_for, simulated_endpoint):
     endpoint = simulated_endpoint()
     viewer = client_for(member("viewer", "vic"))
-    assert viewer.get(reverse("providers:playground", args=[project.slug])).status_code == 403
+    assert viewer.get(reverse("playground:playground", args=[project.slug])).status_code == 403
     assert viewer.get(reverse("providers:endpoints", args=[project.slug])).status_code == 200
     editor = client_for(member("editor", "ed"))
     assert editor.get(reverse("providers:endpoint_create", args=[project.slug])).status_code == 403
@@ -247,7 +249,7 @@ def test_it_shows_outputs_side_by_side_from_a_real_worker(
     sim_server.configure(latency_ms=300)
     simulated_endpoint("Echo"), simulated_endpoint("Upper", "openai/upper")
     page = login_page(editor)
-    page.goto(reverse("providers:playground", args=[project.slug]) + "?prompt=support")
+    page.goto(reverse("playground:playground", args=[project.slug]) + "?prompt=support")
     page.fill("#var-customer", "Lee")
     page.check("text=Echo")
     page.check("text=Upper")
@@ -270,7 +272,7 @@ def test_it_shows_outputs_side_by_side_from_a_real_worker(
 def test_it_shows_a_missing_variable_without_losing_the_form(project, editor, support, simulated_endpoint, login_page):
     simulated_endpoint("Echo")
     page = login_page(editor)
-    page.goto(reverse("providers:playground", args=[project.slug]) + "?prompt=support")
+    page.goto(reverse("playground:playground", args=[project.slug]) + "?prompt=support")
     page.fill("#var-tries", "lots")
     page.check("text=Echo")
     page.click("#run-button")
