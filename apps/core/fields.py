@@ -18,8 +18,9 @@ class CostField(models.DecimalField):
     """
 
     def get_internal_type(self) -> str:
-        # Keeps SQLite's float-based decimal converter away from the integer column; db_type says what it is.
-        return "BigIntegerField"
+        # Its own type, so neither SQLite's float-based decimal converter nor Django's int()/Decimal()
+        # conversion of expressions touches the value before from_db_value; db_type says what the column is.
+        return "CostField"
 
     def db_type(self, connection) -> str:
         if connection.vendor == "sqlite":
