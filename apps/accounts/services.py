@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import ApiKey, ApiKeyScope, Membership, Project, Role
-from apps.audit.services import audit_record
+from apps.audit.services import actor_user, audit_record
 
 
 class AccountError(Exception):
@@ -133,7 +133,7 @@ def api_key_create(*, project: Project, name: str, scope: str, actor) -> tuple[A
         scope=scope,
         prefix=raw_key[:API_KEY_DISPLAY_LENGTH],
         key_hash=api_key_hash(raw_key),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
     )
     audit_record(
         project_id=project.pk,

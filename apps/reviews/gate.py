@@ -48,7 +48,8 @@ def release_gate(attempt: LabelMoveAttempt) -> None:
     if attempt.to_version is None:
         raise LabelMoveRefused(
             f"{label} is protected by a release policy and cannot be deleted. "
-            "A project admin can unprotect it under Reviews → Release policies first."
+            "A project admin can unprotect it under Reviews → Release policies first.",
+            code="label_protected",
         )
     review_id = _releasing.get()
     if review_id is not None:
