@@ -1,0 +1,172 @@
+"""The gateway as the single door: every call takes the endpoint's shared slot and runs the checks itself.
+
+"Another process" holding a slot is a second limiter backend made like the one every process makes
+(its own lock files on the embedded default, the same Redis or database otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from apps.experiments import runner
+from apps.experiments import services as experiment_services
+from apps.experiments.models import Cell, CellStatus, Score
+from apps.experiments.tests.factories import build_experiment, make_rows
+from apps.prompts.content import content_of
+from apps.prompts.tests.factories import PromptFactory, make_version
+from apps.providers import gateway
+from apps.providers import services as provider_services
+from apps.providers.gateway import limits
+from apps.providers.models import ResultStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the limiter's own threads must see the endpoints
+
+
+@pytest.fixture(autouse=True)
+def fresh_limiter():
+    limits.reset_limiter()
+    yield
+    limits.reset_limiter()
+
+
+def hold_slot_elsewhere(endpoint, seconds: float) -> tuple[threading.Thread, list[float]]:
+    """Take the endpoint's only slot as another process would, and give it back after `seconds`."""
+    other = limits.make_backend()
+    assert other.try_acquire(endpoint.pk, endpoint.max_concurrency, "another-process")
+    released: list[float] = []
+
+    def give_back():
+        time.sleep(seconds)
+        released.append(time.time())
+        other.release(endpoint.pk, "another-process")
+        other.close()
+
+    thread = threading.Thread(target=give_back)
+    thread.start()
+    return thread, released
+
+
+# --- the limiter's backends ----------------------------------------------------------------------------
+
+
+def _slots_scenario(backend, key):
+    taken = [backend.try_acquire(key, 2, "a"), backend.try_acquire(key, 2, "b"), backend.try_acquire(key, 2, "c")]
+    backend.release(key, "a")
+    return (*taken, backend.try_acquire(key, 2, "d"))
+
+
+def test_the_file_backend_hands_out_at_most_its_slots(tmp_path):
+    assert _slots_scenario(limits.FileBackend(tmp_path), 7) == (True, True, False, True)
+
+
+def test_file_backends_share_slots_like_separate_processes(tmp_path):
+    """Two backends open their own files, as two processes would: together they never exceed the limit."""
+    other, mine = limits.FileBackend(tmp_path), limits.FileBackend(tmp_path)
+    taken = [other.try_acquire(3, 3, "o1"), other.try_acquire(3, 3, "o2")]
+    taken += [mine.try_acquire(3, 3, "m1"), mine.try_acquire(3, 3, "m2")]
+    other.release(3, "o1")
+    taken.append(mine.try_acquire(3, 3, "m3"))
+    other.close()  # a process that dies frees what it held
+    taken += [mine.try_acquire(3, 3, "m4"), mine.try_acquire(3, 3, "m5")]
+    mine.close()
+    assert taken == [True, True, True, False, True, True, False]
+
+
+def test_file_backends_share_the_minute_budget(tmp_path):
+    one, two = limits.FileBackend(tmp_path), limits.FileBackend(tmp_path)
+    assert [one.try_rate(5, 3), two.try_rate(5, 3), one.try_rate(5, 3), two.try_rate(5, 3)] == [True] * 3 + [False]
+
+
+def test_the_database_backend_hands_out_at_most_its_slots(simulated_endpoint):
+    endpoint = simulated_endpoint()
+    assert _slots_scenario(limits.DatabaseBackend(), endpoint.pk) == (True, True, False, True)
+    backend = limits.DatabaseBackend()
+    assert asyncio.run(backend.atry_rate(endpoint.pk, 1)) is True
+    assert backend.try_rate(endpoint.pk, 1) is False
+
+
+# --- every caller holds the shared slots -----------------------------------------------------------------
+
+
+def test_a_playground_call_waits_for_the_slot_another_process_holds(project, editor, simulated_endpoint, sim_server):
+    endpoint = simulated_endpoint(max_concurrency=1)
+    version = make_version(PromptFactory(project=project), "Say {{ word }}", actor=editor, samples={"word": "hi"})
+    run = provider_services.playground_run_create(
+        project=project, actor=editor, content=content_of(version), variables={"word": "hi"}, endpoints=[endpoint]
+    )
+    holder, released = hold_slot_elsewhere(endpoint, 1.0)
+    result = provider_services.playground_result_execute(result_id=run.results.get().pk)
+    holder.join()
+    assert result.status == ResultStatus.DONE
+    (request,) = sim_server.requests("/chat/completions")
+    assert request.at >= released[0]  # sent only once the other process gave the slot back
+
+
+def test_a_direct_gateway_call_gives_up_when_the_slot_never_frees(simulated_endpoint, sim_server):
+    endpoint = simulated_endpoint(max_concurrency=1, timeout_seconds=1)
+    holder, _released = hold_slot_elsewhere(endpoint, 3.0)
+    with pytest.raises(gateway.GatewayError, match="is busy: no free slot"):
+        gateway.chat(endpoint, [{"role": "user", "content": "hi"}])
+    holder.join()
+    assert not sim_server.requests()
+
+
+def test_judge_calls_hold_the_judge_endpoints_shared_slots(project, editor, simulated_endpoint, sim_server):
+    model = simulated_endpoint("Model", "openai/echo", max_concurrency=4)
+    judge = simulated_endpoint("Judge", "openai/upper", max_concurrency=1)
+    rubric = {"endpoint_id": judge.pk, "rubric": "Is it right?"}
+    experiment = build_experiment(
+        project, editor, [model], rows=2, evaluators=[experiment_services.EvaluatorSpec("judge", "llm_judge", rubric)]
+    )
+    experiment_services.experiment_start(experiment=experiment, actor=editor)
+    holder, released = hold_slot_elsewhere(judge, 1.5)
+    runner.run_batch(experiment.pk, list(Cell.objects.filter(experiment=experiment).values_list("pk", flat=True)))
+    holder.join()
+    requests = sim_server.requests("/chat/completions")
+    generations = [r for r in requests if r.body["model"] == "echo"]
+    judgements = [r for r in requests if r.body["model"] == "upper"]
+    assert len(generations) == 2 and len(judgements) == 2
+    assert all(r.at < released[0] for r in generations)  # the model's own slots were free
+    assert all(r.at >= released[0] for r in judgements)  # the judge waited for its endpoint's only slot
+    assert Score.objects.filter(cell__experiment=experiment).count() == 2
+
+
+# --- the checks run for every caller ---------------------------------------------------------------------
+
+
+def test_an_experiment_cell_with_a_provider_key_in_its_prompt_is_refused(
+    project, editor, simulated_endpoint, sim_server
+):
+    endpoint = simulated_endpoint(api_key="correct-horse-battery-staple-42")
+    records = make_rows(3)
+    records[1]["input"]["question"] = "use sk-proj-Abcdefghijklmnopqrstuvwxyz012345 please"
+    records[2]["input"]["question"] = "the key is correct-horse-battery-staple-42"
+    experiment = build_experiment(project, editor, [endpoint], records=records)
+    experiment_services.experiment_start(experiment=experiment, actor=editor)
+    runner.run_batch(experiment.pk, list(Cell.objects.filter(experiment=experiment).values_list("pk", flat=True)))
+    cells = {c.position: c for c in Cell.objects.filter(experiment=experiment)}
+    assert cells[0].status == CellStatus.DONE
+    assert cells[1].status == CellStatus.FAILED and "looks like a provider API key" in cells[1].error_message
+    assert cells[2].status == CellStatus.FAILED
+    assert "contains the API key of the endpoint 'Simulated echo'" in cells[2].error_message
+    assert "correct-horse" not in cells[2].error_message
+    sent = [r.body["messages"][-1]["content"] for r in sim_server.requests("/chat/completions")]
+    assert sent == ["what is item 0"]  # nothing else reached the model
+
+
+def test_a_key_in_an_embedding_or_a_judge_prompt_is_refused_too(simulated_endpoint, sim_server):
+    endpoint = simulated_endpoint(api_key="correct-horse-battery-staple-42")
+    with pytest.raises(gateway.SecretInPrompt):
+        gateway.embed(endpoint, ["fine", "AKIAABCDEFGHIJKLMNOP"])
+    with pytest.raises(gateway.SecretInPrompt, match="'Simulated echo'"):
+        asyncio.run(
+            gateway.achat(
+                gateway.Target.from_endpoint(endpoint),
+                [{"role": "user", "content": "x correct-horse-battery-staple-42"}],
+            )
+        )
+    assert not sim_server.requests()
