@@ -20,8 +20,9 @@ workers). Prints:
 
 Each worker runs as docker-compose starts one: prefork with two processes, two workers.
 BENCH_WORKERS, BENCH_CONCURRENCY, BENCH_POOL and BENCH_WINDOW (EXPERIMENT_WINDOW) vary that.
-BENCH_AS_MAKE_RUN=1 measures the one worker that `make run` starts instead: the same command line
-(`--beat`, both queues, two processes) and the studio's default settings.
+BENCH_AS_MAKE_RUN=1 measures the one worker that `make run` starts instead: runstudio's command lines
+(the worker on both queues with WORKER_CONCURRENCY processes, and beat beside it) and the studio's
+default settings.
 
 BENCH_FAULTS=0.2 injects faults into that share of the calls, to the studio and to the floor alike:
 two fifths 429 with `Retry-After: 1`, two fifths 500, one fifth hangs (cut by the endpoint's 2 s
@@ -51,7 +52,7 @@ WORKERS = 1 if AS_MAKE_RUN else int(os.environ.get("BENCH_WORKERS", "2"))
 WARM_UP_ROWS = 50
 # Each worker as `make run` and docker-compose start one: prefork, two processes (Celery's default on two cores).
 POOL = "prefork" if AS_MAKE_RUN else os.environ.get("BENCH_POOL", "prefork")
-PROCESSES = 2 if AS_MAKE_RUN else int(os.environ.get("BENCH_CONCURRENCY", "2"))
+PROCESSES = int(os.environ.get("WORKER_CONCURRENCY" if AS_MAKE_RUN else "BENCH_CONCURRENCY", "2"))
 FAULTS = float(os.environ.get("BENCH_FAULTS", "0") or 0)
 TIMEOUT = 2 if FAULTS else 30
 RETRIES = 6 if FAULTS else 3
@@ -99,11 +100,10 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
     for index in range(WORKERS):
         ready = workdir / f"worker-{index}.ready"
         env = {**os.environ, "DATABASE_URL": database_url(), "STUDIO_WORKER_READY_FILE": str(ready)}
-        if AS_MAKE_RUN:  # runstudio's own command line
+        if AS_MAKE_RUN:  # runstudio's own command lines: this worker, and beat beside it (started below)
             command = [
-                sys.executable, "-m", "celery", "-A", "studio", "worker", "--beat",
-                "-Q", "interactive,experiments", "--concurrency", "2", "--loglevel", "WARNING",
-                "--schedule", str(workdir / "celerybeat-schedule"),
+                sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "interactive,experiments",
+                "--concurrency", str(PROCESSES), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
             ]  # fmt: skip
         else:
             command = [
@@ -112,6 +112,12 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
                 "-n", f"bench{index}@%h",
             ]  # fmt: skip
         workers.append(subprocess.Popen(command, cwd=ROOT, env=env))
+    if AS_MAKE_RUN:
+        beat = [
+            sys.executable, "-m", "celery", "-A", "studio", "beat", "--loglevel", "WARNING",
+            "--schedule", str(workdir / "celerybeat-schedule"),
+        ]  # fmt: skip
+        workers.append(subprocess.Popen(beat, cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url()}))
     deadline = time.monotonic() + 90
     while not all((workdir / f"worker-{i}.ready").exists() for i in range(WORKERS)):
         if time.monotonic() > deadline or any(w.poll() is not None for w in workers):

@@ -478,7 +478,9 @@ class Limiter:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        for (_loop_id, turn_key), turn in list(self.turns.items()):
+        with self.lock:
+            turns = list(self.turns.items())
+        for (_loop_id, turn_key), turn in turns:
             if turn_key != key or not turn.lock.locked():
                 continue
             if turn.loop is running:
