@@ -27,6 +27,7 @@ def fresh_limiter():
 
 def hold_slot_elsewhere(endpoint, seconds: float) -> tuple[threading.Thread, list[float]]:
     """Take the endpoint's only slot as another process would, and give it back after `seconds`."""
+    gateway.warm_up()  # importing litellm takes seconds on a busy machine: not while the slot is held
     other = limits.make_backend()
     assert other.try_acquire(endpoint.pk, endpoint.max_concurrency, "another-process")
     released: list[float] = []
