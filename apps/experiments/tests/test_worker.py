@@ -155,7 +155,9 @@ def test_a_killed_pool_childs_cells_come_back_in_seconds_with_the_default_lease(
     took = time.monotonic() - killed_at
     counts = _counts(experiment)
     assert experiment.status == ExperimentStatus.FINISHED and counts[CellStatus.DONE] == 120, counts
-    assert took < 35, f"{took:.0f} s after the kill"  # the old 60 s lease plus a 30 s sweep took 60-90 s
+    # The old 60 s lease plus a 30 s sweep took 60-90 s; now the 12 s lease, plus new pool children starting
+    # (importing Django and litellm takes 10-20 s on a busy two-core machine).
+    assert took < 55, f"{took:.0f} s after the kill"
     assert 120 <= len(sim_server.requests("/chat/completions")) <= 120 + 2 * 4
 
 
