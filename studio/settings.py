@@ -176,7 +176,8 @@ HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=2.0
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 # How long `make run` waits for a child to stop after SIGTERM before it kills the child's whole session.
 RUNSTUDIO_STOP_SECONDS = env_float("RUNSTUDIO_STOP_SECONDS", 10.0, minimum=0.5)
-EXPERIMENT_SWEEP_SECONDS = env_float("EXPERIMENT_SWEEP_SECONDS", 30.0, minimum=1.0)
+# Beat sweeps expired claims this often, and so does every worker (so a dead beat stops nothing).
+EXPERIMENT_SWEEP_SECONDS = env_float("EXPERIMENT_SWEEP_SECONDS", 10.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.heartbeat", "schedule": 30.0, "options": {"expires": 25}},
     "experiments-sweep": {
@@ -190,8 +191,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 EXPERIMENT_BATCH_SIZE = env_int("EXPERIMENT_BATCH_SIZE", 50, minimum=1)
 EXPERIMENT_MAX_CALLS = env_int("EXPERIMENT_MAX_CALLS", 200_000, minimum=1)
 EXPERIMENT_MAX_REPEATS = env_int("EXPERIMENT_MAX_REPEATS", 20, minimum=1)
-# A batch renews its cells' claims every third of this; a dead worker's cells are swept after it expires.
-EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 60, minimum=3)
+# Calls one worker process keeps in flight per experiment; it claims the next cells as calls end.
+EXPERIMENT_WINDOW = env_int("EXPERIMENT_WINDOW", 50, minimum=1)
+# A worker renews its cells' claims every quarter of this; a killed worker's cells are taken over once it expires.
+EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 12, minimum=3)
 # A pending cell whose batch message has not run for this long is enqueued again (a lost message).
 EXPERIMENT_REQUEUE_SECONDS = env_int("EXPERIMENT_REQUEUE_SECONDS", 900, minimum=10)
 
