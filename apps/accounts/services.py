@@ -196,3 +196,8 @@ def api_key_touch(*, api_key_id: int, every_seconds: int = 60) -> bool:
         .update(last_used_at=now)
         == 1
     )
+
+
+def api_keys_revoke_on_user_delete(sender, instance, **kwargs) -> None:
+    """pre_delete of a user: their active keys in every project are revoked and audited, then the user goes."""
+    api_keys_revoke_of_user(user=instance, actor="system", reason=f"{instance.get_username()} was deleted")

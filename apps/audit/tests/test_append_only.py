@@ -76,6 +76,11 @@ def test_deleting_a_user_in_the_admin_keeps_their_events_and_name(client, django
     leaver = django_user_model.objects.create_user("leaver", password="pw")
     event = audit_record(project_id=1, actor=leaver, action="test.happened", object_type="x", object_id="1")
     version = make_version(PromptFactory(), actor=leaver)
+    from apps.accounts.models import ApiKey
+    from apps.accounts.services import api_key_create
+    from apps.accounts.tests.factories import ProjectFactory
+
+    key, _ = api_key_create(project=ProjectFactory(), name="laptop", scope="read", actor=leaver)
     admin = django_user_model.objects.create_superuser("root", password="pw")
     client.force_login(admin)
 
@@ -89,3 +94,5 @@ def test_deleting_a_user_in_the_admin_keeps_their_events_and_name(client, django
     version.refresh_from_db()
     assert version.author_repr == "leaver"
     assert client.get(f"/admin/audit/auditevent/{event.pk}/change/").status_code == 200
+    key = ApiKey.objects.get(pk=key.pk)  # their keys stop working with them
+    assert (key.is_active, key.revoked_reason) == (False, "leaver was deleted")
