@@ -121,3 +121,16 @@ def test_a_release_refuses_a_version_whose_content_no_longer_matches_its_hash(pr
     with pytest.raises(prompt_services.LabelMoveRefused, match="content hash differs"):
         services.review_release(review=review, actor=cast.author, expected_current_version_id=None)
     assert not Label.objects.filter(prompt=prompt, name="production").exists()
+
+
+def test_loaddata_cannot_rewrite_a_version(prompt, tmp_path):
+    from django.core import serializers
+
+    v1 = version(prompt, 1)
+    record = json.loads(serializers.serialize("json", [v1]))
+    record[0]["fields"]["template"] = "Owned {{ name }}"
+    fixture = tmp_path / "versions.json"
+    fixture.write_text(json.dumps(record))
+    with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+        call_command("loaddata", str(fixture), verbosity=0)
+    assert PromptVersion.objects.get(pk=v1.pk).template == v1.template
