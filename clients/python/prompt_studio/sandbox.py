@@ -444,17 +444,19 @@ _FORBIDDEN_NODES = {
 
 
 def _parse_tree(source: str, *, where: str = "") -> nodes.Template:
+    """Parse, refuse unknown names (check_names) and route `~` through its size check."""
     try:
         tree = ENVIRONMENT.parse(source)
+        check_names(tree, where=where)
+        _concat_through_guard(tree)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "syntax error", line=exc.lineno, where=where) from None
     except RecursionError:
         raise TemplateProblem("the template nests too deeply", where=where) from None
     except ValueError as exc:  # an integer literal past Python's digit limit
-        raise TemplateProblem(f"a number in the template is too long ({exc})", where=where) from None
+        raise TemplateProblem(f"a number in the template is too long ({str(exc).split(';')[0]})", where=where) from None
     except MemoryError:
         raise TemplateProblem("the template needs more memory than the limit", where=where) from None
-    _concat_through_guard(tree)
     return tree
 
 
@@ -500,7 +502,6 @@ def parse(source: str, *, where: str = "", max_source_chars: int | None = None) 
     if len(source) > limit:
         raise TemplateProblem(f"the template is longer than {limit:,} characters", where=where)
     tree = _parse_tree(source, where=where)
-    check_names(tree, where=where)
     try:
         undeclared = meta.find_undeclared_variables(tree) - set(ENVIRONMENT.globals)
         name_nodes = list(tree.find_all(nodes.Name))
@@ -681,10 +682,8 @@ class _Compiled:
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str) -> _Compiled:
     tree = _parse_tree(source)
-    check_names(tree)
-    plain = is_plain(tree)
     try:
-        return _Compiled(ENVIRONMENT.from_string(tree), plain)
+        return _Compiled(ENVIRONMENT.from_string(tree), is_plain(tree))
     except RecursionError:
         raise TemplateProblem("the template nests too deeply") from None
 
@@ -695,9 +694,13 @@ def _render_here(source: str, values: dict[str, Any], *, where: str, timeout: fl
     token = _budget.set(budget)
     try:
         template = _compile(source).template
+        try:
+            watched = {name: _watch(value) for name, value in values.items()}
+        except RecursionError:
+            raise TemplateProblem("the variables nest too deeply") from None
         pieces: list[str] = []
         total = 0
-        for chunk in template.generate(**{name: _watch(value) for name, value in values.items()}):
+        for chunk in template.generate(**watched):
             total += len(chunk)
             _check_size(total)
             _tick()
@@ -833,7 +836,7 @@ class _Worker:
             close_fds=True,
         )
         ready, _, _ = select.select([self.process.stdout], [], [], _WORKER_START_SECONDS)
-        if not ready or _receive(self.process.stdout) != {"ready": True}:
+        if not ready or not _receive(self.process.stdout).get("ready"):
             self.stop()
             raise TemplateProblem("the template renderer could not start; try again in a moment")
 
@@ -961,7 +964,7 @@ def _worker_main() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers on the pipe
-    _send(stdout, {"ready": True})
+    _send(stdout, {"ready": True, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
     while True:
         try:
             request = _receive(stdin)
