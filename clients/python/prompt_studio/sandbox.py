@@ -961,6 +961,7 @@ def _worker_main() -> None:
     memory = int(sys.argv[1]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     hard_cpu = int(_WORKER_RECYCLE_CPU_SECONDS) + 30
+    os.nice(10)  # a hostile render yields the CPU to the web process it renders for
     resource.setrlimit(resource.RLIMIT_CPU, (hard_cpu, hard_cpu))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers on the pipe
