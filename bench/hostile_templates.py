@@ -35,7 +35,7 @@ def _peak_rss_kb(source: str, values: dict) -> int | None:
     try:
         idle = worker.render({"sources": [], "values": {}, "timeout": 1.0, "max_chars": 1}, wall_clock=10)
         request = {"sources": [["", source]], "values": values, "timeout": sandbox.RENDER_TIMEOUT_SECONDS,
-                   "max_chars": sandbox.RENDER_MAX_CHARS}  # fmt: skip
+                   "max_chars": sandbox.RENDER_MAX_CHARS, "shown_timeout": sandbox.RENDER_TIMEOUT_SECONDS}  # fmt: skip
         try:
             reply = worker.render(request, wall_clock=sandbox.RENDER_TIMEOUT_SECONDS * 2 + 0.5)
         except (TimeoutError, EOFError):
@@ -80,7 +80,7 @@ def hostile() -> None:
 def ordinary(repeat: int = 2000) -> None:
     values = {"name": "Ada", "tags": ["a", "b", "c"], "n": 3}
     plain = "Hello {{ name }}! {% for t in tags %}#{{ t|upper }} {% endfor %}"
-    arithmetic = "Hello {{ name }}! {% for t in tags %}{{ loop.index * n }}:{{ t|upper }} {% endfor %}"
+    arithmetic = "Hello {{ name }}! {% for t in tags %}{{ loop.index ** n }}:{{ t|upper }} {% endfor %}"
     bare = __import__("jinja2").Environment().from_string(plain)
     for label, render in (
         ("bare_jinja2", lambda: bare.render(**values)),

@@ -81,8 +81,11 @@ def test_plain_templates_render_in_process_and_the_rest_in_a_worker():
 
     assert _compile("Hi {{ name }}{% for t in tags %}{{ t.label|upper }}{% endfor %}").plain
     assert _compile("{{ items|map(attribute='name')|join(', ') }} {{ a ~ b }}").plain
-    for source in ("{{ n * 2 }}", "{% for a in x %}{% for b in x %}{% endfor %}{% endfor %}", "{{ s.format(1) }}",
-                   "{{ x|center(9) }}", "{{ items|join(sep) }}"):  # fmt: skip
+    assert _compile("{% for t in tags %}{{ loop.index + 1 }}. {{ '%.2f' % t.price }}{% endfor %}").plain
+    for source in ("{{ n ** 2 }}", "{% for a in x %}{% for b in x %}{% endfor %}{% endfor %}", "{{ s.format(1) }}",
+                   "{{ x|center(9) }}", "{{ items|join(sep) }}", "{% for x in items %}{{ items|sort }}{% endfor %}",
+                   "{% for x in items %}{% if x in items %}y{% endif %}{% endfor %}",
+                   "{% for x in items %}{{ items * 2 }}{% endfor %}"):  # fmt: skip
         assert not _compile(source).plain, source
 
 

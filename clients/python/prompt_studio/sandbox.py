@@ -57,6 +57,7 @@ RENDER_MAX_CHARS = 200_000  # the server's TEMPLATE_RENDER_MAX_CHARS default
 MAX_SOURCE_CHARS = 100_000  # the server's TEMPLATE_MAX_SOURCE_CHARS default
 RENDER_WORKERS = 2  # the server's TEMPLATE_RENDER_WORKERS default
 RENDER_MEMORY_MB = 256  # the server's TEMPLATE_RENDER_MEMORY_MB default
+IN_PROCESS_SECONDS = 0.025  # a plain template still rendering after this finishes in a worker process
 MAX_RANGE = 10_000
 MAX_INT_BITS = 16_000  # about 4,800 digits, just above what Python will print (4,300)
 MAX_FORMAT_WIDTH = 9_999
@@ -77,6 +78,10 @@ class TemplateProblem(Exception):
         super().__init__(f"{prefix}line {line}: {message}" if line else f"{prefix}{message}")
 
 
+class _OutOfTime(TemplateProblem):
+    """The render passed its deadline (a plain template that runs long in-process moves to a worker)."""
+
+
 # --- budgets -----------------------------------------------------------------------------------------------
 
 
@@ -84,7 +89,7 @@ class TemplateProblem(Exception):
 class _Budget:
     deadline: float
     max_chars: int
-    timeout: float
+    shown_timeout: float  # the limit the user set, for the message
     range_steps: int = 0
 
 
@@ -98,7 +103,7 @@ def _time_limit_message(timeout: float) -> str:
 def _tick() -> None:
     budget = _budget.get()
     if budget is not None and time.monotonic() > budget.deadline:
-        raise TemplateProblem(_time_limit_message(budget.timeout))
+        raise _OutOfTime(_time_limit_message(budget.shown_timeout))
 
 
 def _limit() -> int:
@@ -196,7 +201,7 @@ def _check_int_bits(bits: float) -> None:
 def _ticking_iter(items: Iterable[Any]) -> Iterable[Any]:
     budget = _budget.get()
     for index, item in enumerate(items):
-        if budget is not None and index % 256 == 255:  # cheap check; _tick reads the clock
+        if budget is not None and index % 16 == 15:  # cheap check; _tick reads the clock
             _tick()
         yield item
 
@@ -232,7 +237,7 @@ def _bounded_range(*args: int) -> Iterable[int]:
     for number in numbers:
         if budget is not None:
             budget.range_steps += 1
-            if budget.range_steps % 256 == 0:
+            if budget.range_steps % 16 == 0:
                 _tick()
         yield number
 
@@ -618,7 +623,9 @@ _PLAIN_NODES = (
     nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr, nodes.Getitem, nodes.If,
     nodes.Not, nodes.And, nodes.Or, nodes.Compare, nodes.Operand, nodes.CondExpr, nodes.For, nodes.Assign,
     nodes.AssignBlock, nodes.Keyword, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Const,
-    nodes.Filter, nodes.Test, nodes.Concat, nodes.Call, nodes.ImportedName,
+    nodes.Filter, nodes.Test, nodes.Concat, nodes.Call, nodes.ImportedName, nodes.Slice,
+    # Arithmetic but `**`: the guards check sizes before `*`, `+` and `%` run, and the others cannot grow a value.
+    nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Neg, nodes.Pos,
 )  # fmt: skip
 _SHORT_CONST = 200
 
@@ -635,13 +642,35 @@ def _short_constants(arguments: Iterable[nodes.Node]) -> bool:
     return True
 
 
+def _scans_outer_data(loop: nodes.For) -> bool:
+    """True when a filter, test or comparison in the loop reads data from outside it (n steps times n items).
+
+    Reading each item, or attributes of it, costs the caller's data once in
+    all; `{% for x in items %}{% if x in items %}` costs it squared.
+    """
+    own = {name.name for name in loop.target.find_all(nodes.Name)} | {"loop"}
+    if isinstance(loop.target, nodes.Name):
+        own.add(loop.target.name)
+    checked = [*loop.body, *([loop.test] if loop.test is not None else [])]
+    for part in checked:
+        kinds = (nodes.Filter, nodes.Test, nodes.Compare, nodes.BinExpr, nodes.UnaryExpr)
+        operations = [part] if isinstance(part, kinds) else []
+        operations += list(part.find_all(kinds))
+        for operation in operations:
+            if any(name.name not in own for name in operation.find_all(nodes.Name)):
+                return True
+    return False
+
+
 def is_plain(tree: nodes.Template) -> bool:
     """True when the template's cost is linear in its size times the caller's data, with no heavy operation.
 
-    Plain: output, conditions, comparisons, set, at most one level of `for`,
-    attribute and item access, `~`, and the linear filters and tests above
-    with short constant arguments. Anything else (arithmetic, calls, nested
-    loops, macros, other filters) renders in the bounded worker pool.
+    Plain: output, conditions, comparisons, set, at most one level of `for`
+    (whose filters, tests and arithmetic read only the loop's own item),
+    attribute and item access, `~`, arithmetic but `**`, and the linear
+    filters and tests above with short constant arguments. Anything else
+    (`**`, calls, nested loops, macros, other filters) renders in the bounded
+    worker pool.
     """
     for node in tree.find_all(nodes.Node):
         if not isinstance(node, _PLAIN_NODES):
@@ -653,6 +682,8 @@ def is_plain(tree: nodes.Template) -> bool:
             if node.recursive:
                 return False
             if any(isinstance(child, nodes.For) or any(child.find_all(nodes.For)) for child in node.body):
+                return False
+            if _scans_outer_data(node):
                 return False
         elif isinstance(node, nodes.Filter):
             if node.name not in _LINEAR_FILTERS or node.dyn_args or node.dyn_kwargs:
@@ -688,9 +719,11 @@ def _compile(source: str) -> _Compiled:
         raise TemplateProblem("the template nests too deeply") from None
 
 
-def _render_here(source: str, values: dict[str, Any], *, where: str, timeout: float, max_chars: int) -> str:
+def _render_here(
+    source: str, values: dict[str, Any], *, where: str, timeout: float, max_chars: int, shown_timeout: float
+) -> str:
     """Render in this process with the in-process guards; every failure is a TemplateProblem."""
-    budget = _Budget(deadline=time.monotonic() + timeout, max_chars=max_chars, timeout=timeout)
+    budget = _Budget(deadline=time.monotonic() + timeout, max_chars=max_chars, shown_timeout=shown_timeout)
     token = _budget.set(budget)
     try:
         template = _compile(source).template
@@ -707,7 +740,7 @@ def _render_here(source: str, values: dict[str, Any], *, where: str, timeout: fl
             pieces.append(chunk)
         return "".join(pieces)
     except TemplateProblem as exc:
-        raise TemplateProblem(exc.message, line=exc.line, variable=exc.variable, where=exc.where or where) from None
+        raise type(exc)(exc.message, line=exc.line, variable=exc.variable, where=exc.where or where) from None
     except TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "syntax error", line=exc.lineno, where=where) from None
     except SecurityError as exc:
@@ -772,14 +805,25 @@ def _render_all(
             plain = plain and _compile(source).plain
         except TemplateProblem as exc:
             raise TemplateProblem(exc.message, line=exc.line, variable=exc.variable, where=where) from None
+    started = time.monotonic()
     if plain or not _isolation.enabled:
-        started = time.monotonic()
-        texts = []
-        for where, source in sources:
-            remaining = timeout - (time.monotonic() - started)
-            texts.append(_render_here(source, values, where=where, timeout=remaining, max_chars=max_chars))
-        return texts
-    return _pool().render(sources, values, timeout=timeout, max_chars=max_chars)
+        quick = _isolation.enabled  # a plain render that runs long here finishes in a worker instead
+        try:
+            texts = []
+            for where, source in sources:
+                remaining = timeout - (time.monotonic() - started)
+                limit = min(remaining, IN_PROCESS_SECONDS) if quick else remaining
+                texts.append(
+                    _render_here(
+                        source, values, where=where, timeout=limit, max_chars=max_chars, shown_timeout=timeout
+                    )  # fmt: skip
+                )
+            return texts
+        except _OutOfTime as exc:
+            if not quick or time.monotonic() - started >= timeout:
+                raise _OutOfTime(_time_limit_message(timeout), where=exc.where) from None
+    remaining = timeout - (time.monotonic() - started)
+    return _pool().render(sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout)
 
 
 # --- the worker pool ---------------------------------------------------------------------------------------------
@@ -918,15 +962,24 @@ class _Pool:
             self.idle.append(worker)
             self.condition.notify()
 
-    def render(self, sources: list[tuple[str, str]], values: dict[str, Any], *, timeout: float, max_chars: int):
-        request = {"sources": sources, "values": values, "timeout": timeout, "max_chars": max_chars}
+    def render(
+        self,
+        sources: list[tuple[str, str]],
+        values: dict[str, Any],
+        *,
+        timeout: float,
+        max_chars: int,
+        shown_timeout: float,
+    ) -> list[str]:
+        request = {"sources": sources, "values": values, "timeout": timeout, "max_chars": max_chars,
+                   "shown_timeout": shown_timeout}  # fmt: skip
         worker = self._take(wait=max(1.0, timeout * 5))
         healthy = False
         try:
             reply = worker.render(request, wall_clock=timeout + 0.05 + timeout / 4)
-            healthy = True
+            healthy = not reply.get("retire")
         except TimeoutError:
-            raise TemplateProblem(_time_limit_message(timeout), where=sources[0][0] if len(sources) == 1 else "")
+            raise _OutOfTime(_time_limit_message(shown_timeout), where=sources[0][0] if len(sources) == 1 else "")
         except (EOFError, OSError, ValueError):
             message = "rendering was stopped: the template needs more time or memory than the limits"
             raise TemplateProblem(message, where=sources[0][0] if len(sources) == 1 else "") from None
@@ -972,8 +1025,6 @@ def _worker_main() -> None:
         except EOFError:
             return  # the parent is gone
         used = _cpu_seconds()
-        if used > _WORKER_RECYCLE_CPU_SECONDS:
-            return  # the parent sees EOF and starts a fresh worker
         # SIGXCPU ends this process if it ever runs a second past the render's limit (the parent kills it first).
         resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + request["timeout"]) + 1, hard_cpu))
         try:
@@ -983,7 +1034,12 @@ def _worker_main() -> None:
                 remaining = request["timeout"] - (time.monotonic() - started)
                 texts.append(
                     _render_here(
-                        source, request["values"], where=where, timeout=remaining, max_chars=request["max_chars"]
+                        source,
+                        request["values"],
+                        where=where,
+                        timeout=remaining,
+                        max_chars=request["max_chars"],
+                        shown_timeout=request.get("shown_timeout", request["timeout"]),
                     )  # fmt: skip
                 )
             reply: dict[str, Any] = {"texts": texts}
@@ -994,9 +1050,12 @@ def _worker_main() -> None:
             reply = {"problem": {"message": "the template needs more memory than the limit", "line": None,
                                  "variable": None, "where": ""}}  # fmt: skip
         reply["peak_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        reply["retire"] = _cpu_seconds() > _WORKER_RECYCLE_CPU_SECONDS  # the caller starts a fresh one
         try:
             _send(stdout, reply)
         except MemoryError:
+            return
+        if reply["retire"]:
             return
 
 
