@@ -159,3 +159,17 @@ def test_the_playground_refuses_an_unknown_filter_with_its_line(client_for, edit
     assert response.status_code == 400
     body = response.content.decode()
     assert "unknown filter" in body and "nosuchfilter" in body and "line 2" in body
+
+
+def test_render_workers_get_none_of_the_callers_environment(monkeypatch):
+    from pathlib import Path
+
+    from prompt_studio.sandbox import _Worker
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-templates")
+    worker = _Worker(256)
+    try:
+        environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+    finally:
+        worker.stop()
+    assert b"sk-not-for-templates" not in environ and b"PYTHONPATH" in environ

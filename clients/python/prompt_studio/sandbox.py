@@ -869,7 +869,8 @@ def _receive(stream) -> Any:
 class _Worker:
     def __init__(self, memory_mb: int):
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *[p for p in sys.path if p]])}
+        # Nothing of the caller's environment (keys, database URLs) reaches the process that runs templates.
+        env = {"PYTHONPATH": os.pathsep.join([package_root, *[p for p in sys.path if p]]), "PATH": os.defpath}
         self.memory_mb = memory_mb
         self.process = subprocess.Popen(
             [sys.executable, "-c", _WORKER_BOOT, str(memory_mb)],
