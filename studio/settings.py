@@ -296,6 +296,10 @@ LOGGING = {
 TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 200, minimum=1)
 TEMPLATE_RENDER_MAX_CHARS = env_int("TEMPLATE_RENDER_MAX_CHARS", 200_000, minimum=100)
 TEMPLATE_MAX_SOURCE_CHARS = env_int("TEMPLATE_MAX_SOURCE_CHARS", 100_000, minimum=100)
+# Templates that are not plain render in worker processes with these bounds (prompt_studio.sandbox).
+TEMPLATE_RENDER_ISOLATION = env_bool("TEMPLATE_RENDER_ISOLATION", True)
+TEMPLATE_RENDER_WORKERS = env_int("TEMPLATE_RENDER_WORKERS", 2, minimum=1)
+TEMPLATE_RENDER_MEMORY_MB = env_int("TEMPLATE_RENDER_MEMORY_MB", 256, minimum=64)
 
 # --- Reviews: emails and webhooks --------------------------------------------
 # The address of the studio as users reach it, for links in review emails.
