@@ -35,3 +35,11 @@ def home(request: HttpRequest) -> HttpResponse:
     if len(projects) == 1:
         return redirect("prompts:list", project_slug=projects[0].slug)
     return render(request, "core/home.html", {"project_list": projects})
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and tools ask for /favicon.ico whatever the page says; send them to the vendored icon."""
+    from django.templatetags.static import static
+
+    return redirect(static("favicon.svg"), permanent=True)
