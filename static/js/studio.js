@@ -18,6 +18,6 @@
   });
 
   document.addEventListener("htmx:afterSettle", (event) => {
-    if (event.target.querySelector && event.target.querySelector("[data-reload-page]")) window.location.reload();
+    if (document.querySelector("[data-reload-page]")) window.location.reload();
   });
 })();
