@@ -33,8 +33,8 @@ def demo_page(page, login_page, settings):
 
 def _chart_pages():
     from apps.datasets.models import Dataset
-    from apps.experiments.models import Experiment
     from apps.demo.ratings import EXPERIMENT_NAME
+    from apps.experiments.models import Experiment
     from apps.reviews.models import ReviewRequest
 
     experiment = Experiment.objects.get(name=EXPERIMENT_NAME)

@@ -105,6 +105,7 @@ def test_a_conflict_with_overlap_shows_both_sides_and_offers_no_merge(client_for
     assert 'id="overlaps"' in html and 'id="save-merged"' not in html
     overlap = html[html.index('id="overlaps"') :]
     assert "Both change template" in overlap and "their middle" in overlap and "my middle" in overlap
-    refused = client.post("/p/acme/prompts/shared/edit/", {**draft, "parent": "2", "merge_base": "1", "intent": "merge"})
+    merge_post = {**draft, "parent": "2", "merge_base": "1", "intent": "merge"}
+    refused = client.post("/p/acme/prompts/shared/edit/", merge_post)
     assert refused.status_code == 400 and "cannot merge: both edits change template" in refused.content.decode()
     assert prompt.versions.count() == 2

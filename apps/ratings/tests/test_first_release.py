@@ -4,10 +4,10 @@ win-rate rule does not apply and the ratings do; the review page says so and off
 import pytest
 from django.core.management import call_command
 
+from apps.demo.ratings import EXPERIMENT_NAME
 from apps.experiments.models import Cell, Experiment
 from apps.prompts.tests.factories import PromptFactory, make_version
 from apps.ratings import services
-from apps.demo.ratings import EXPERIMENT_NAME
 from apps.ratings.tests.factories import make_experiment
 from apps.reviews import services as review_services
 from apps.reviews.tests.factories import ReleasePolicyFactory
