@@ -17,6 +17,7 @@ apply to it, and the other thresholds do.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +176,11 @@ def collect(*, version, review) -> list[EvidenceItem]:
             )
         )
     if review.is_active:
-        items.extend(_evidence_actions(review=review, version=version, current=current, rules=rules))
+        actions = _evidence_actions(review=review, version=version, current=current, rules=rules)
+        if not items:
+            none_yet = f"No evidence is linked to v{version.number} yet: no experiment results or human ratings. "
+            actions[0] = dataclasses.replace(actions[0], summary=none_yet + actions[0].summary)
+        items.extend(actions)
     return items
 
 
