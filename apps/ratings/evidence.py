@@ -17,7 +17,6 @@ apply to it, and the other thresholds do.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,9 +176,6 @@ def collect(*, version, review) -> list[EvidenceItem]:
         )
     if review.is_active:
         actions = _evidence_actions(review=review, version=version, current=current, rules=rules)
-        if not items:
-            none_yet = f"No evidence is linked to v{version.number} yet: no experiment results or human ratings. "
-            actions[0] = dataclasses.replace(actions[0], summary=none_yet + actions[0].summary)
         items.extend(actions)
     return items
 
@@ -201,6 +197,7 @@ def _evidence_actions(*, review, version, current, rules: dict[str, Any]) -> lis
         required = "required" if rules.get("required") else "shown, not required"
         items.append(
             EvidenceItem(
+                action=True,
                 title=f"{kind} of {review.label_name} needs: {needs} ({required})",
                 summary=(
                     f"{review.label_name} points at no version yet, so there is nothing to win against: "
@@ -212,10 +209,16 @@ def _evidence_actions(*, review, version, current, rules: dict[str, Any]) -> lis
             )
         )
     items.append(
-        EvidenceItem(title=start_title, url=start, summary="Opens the experiment builder with the variants filled in.")
+        EvidenceItem(
+            action=True,
+            title=start_title,
+            url=start,
+            summary="Opens the experiment builder with the variants filled in.",
+        )
     )
     items.append(
         EvidenceItem(
+            action=True,
             title="Link an experiment as evidence",
             url=reverse("ratings:link", args=[slug, review.pk]),
             summary="Any experiment of this project with a variant that runs "

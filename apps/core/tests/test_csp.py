@@ -63,3 +63,20 @@ def test_favicon_ico_answers_with_the_vendored_icon(client):
     response = client.get("/favicon.ico", follow=True)
     assert response.status_code == 200 and response.redirect_chain[0][1] == 301
     assert b"<svg" in b"".join(response.streaming_content if response.streaming else [response.content])
+
+
+def test_chart_pages_load_the_small_vendored_plotly_bundle():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    vendor = Path(settings.BASE_DIR) / "static" / "vendor" / "plotly"
+    assert (vendor / "plotly-cartesian.min.js").stat().st_size < 2_000_000  # the full bundle was 4.5 MB
+    assert not (vendor / "plotly.min.js").exists()
+    templates = Path(settings.BASE_DIR) / "templates"
+    charted = [p for p in templates.rglob("*.html") if "data-figure" in p.read_text() or "_chart" in p.read_text()]
+    assert charted
+    for page in templates.rglob("*.html"):
+        text = page.read_text()
+        assert 'id="exports"' not in text, page  # an element id becomes a window global that UMD bundles read
+        assert "plotly.min.js" not in text, page
