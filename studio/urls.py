@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.api.mcp import http as mcp_http
 from apps.core import views as core_views
 
 urlpatterns = [
     path("api/", include("apps.api.urls")),  # first: apps call it many times a second
+    path("mcp/", mcp_http.endpoint, name="mcp"),  # MCP streamable HTTP (apps/api/mcp/http.py)
+    path("mcp", mcp_http.endpoint),
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

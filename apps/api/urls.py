@@ -21,6 +21,7 @@ urlpatterns = [
     path("v1/prompts/<str:name>", views.PromptView.as_view(), name="prompt"),
     path("v1/prompts/<str:name>/render", views.prompt_render, name="render"),
     path("v1/prompts/<str:name>/versions", views.versions, name="versions"),
+    path("v1/prompts/<str:name>/diff", views.versions_diff, name="versions_diff"),
     path("v1/prompts/<str:name>/labels/<str:label>", views.label_move, name="label_move"),
     path("v1/releases", views.ReleasesView.as_view(), name="releases"),
     path("v1/datasets", datasets.dataset_list, name="datasets"),

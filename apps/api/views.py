@@ -320,3 +320,44 @@ def label_move(request: Request, name: str, label: str) -> Response:
 @permission_classes([AllowAny])
 def index(request: Request) -> Response:
     return Response({"detail": "Prompt Studio REST API v1", "schema": "/api/v1/schema", "docs": "/api/v1/docs"})
+
+
+def _version_ref(project_id: int, name: str, value: str | None, param: str) -> tuple[PromptVersion, list[str]]:
+    """A version named by its number or by a label (latest included), and its labels."""
+    if not value:
+        raise ApiError(400, "invalid_query", f"Give {param}= a version number or a label.")
+    label, number = _selector({"version": value}) if value.isdigit() else (_check_label(value), None)
+    resolved = selectors.resolve(project_id=project_id, name=name, label=label, number=number)
+    return selectors.version_load(version_id=resolved.version_id), list(resolved.labels)
+
+
+@extend_schema(
+    operation_id="versions_diff",
+    summary="Diff two versions of a prompt",
+    description="`old` and `new` are each a version number or a label (production, latest, ...).",
+    parameters=[
+        OpenApiParameter("old", str, required=True, description="A version number or a label."),
+        OpenApiParameter("new", str, required=True, description="A version number or a label."),
+    ],
+    responses={200: s.DiffSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def versions_diff(request: Request, name: str) -> Response:
+    from apps.prompts import diff
+
+    name = _check_name(name)
+    old, old_labels = _version_ref(request.auth.project_id, name, request.GET.get("old"), "old")
+    new, new_labels = _version_ref(request.auth.project_id, name, request.GET.get("new"), "new")
+    changes = diff.content_diff(old, new)
+    return Response(
+        {
+            "name": name,
+            "old": {"version": old.number, "labels": old_labels},
+            "new": {"version": new.number, "labels": new_labels},
+            "unchanged": changes.unchanged,
+            "type_changed": changes.kind_changed,
+            "diff": diff.unified_diff(old, new, left_name=f"{name} v{old.number}", right_name=f"{name} v{new.number}"),
+            "config": [{"name": c.name, "old": c.left, "new": c.right} for c in changes.config if c.changed],
+            "variables": [{"name": c.name, "old": c.left, "new": c.right} for c in changes.variables if c.changed],
+        }
+    )
