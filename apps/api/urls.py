@@ -31,6 +31,7 @@ urlpatterns = [
     path("v1/experiments/<int:experiment_id>", experiments.experiment_detail, name="experiment"),
     path("v1/experiments/<int:experiment_id>/cells", experiments.experiment_cells, name="experiment_cells"),
     path("v1/experiments/<int:experiment_id>/summary", experiments.experiment_summary, name="experiment_summary"),
+    path("v1/experiments/<int:experiment_id>/compare", experiments.experiment_compare, name="experiment_compare"),
     path("v1/experiments/<int:experiment_id>/<str:action>", experiments.experiment_action, name="experiment_action"),
     path(
         "v1/schema",
