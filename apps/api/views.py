@@ -247,17 +247,17 @@ def _version_create(request: Request, name: str) -> Response:
                 prompt = prompt_services.prompt_create(project=api_key.project, name=name, actor=api_key)
             except prompt_services.PromptError as exc:
                 raise ApiError(409, "conflict", str(exc))
+        newest = prompt_selectors.version_newest(prompt=prompt)
         try:
             content = build_content(
                 kind=data["type"],
                 template=data["template"],
                 messages=data.get("messages"),
                 config=data["config"],
-                variable_specs=data["variables"],
+                variable_specs=_keep_samples(data["variables"], newest),
             )
         except ContentProblem as exc:
             raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
-        newest = prompt_selectors.version_newest(prompt=prompt)
         if newest is not None and newest.content_hash == content.hash() and data["parent_version"] == newest.number:
             return Response({**selectors.version_body(newest), "created": False}, status=200)
         try:
@@ -275,6 +275,21 @@ def _version_create(request: Request, name: str) -> Response:
         except prompt_services.PromptError as exc:
             raise ApiError(409, "conflict", str(exc))
     return Response({**selectors.version_body(version), "created": True}, status=201)
+
+
+def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> list[dict[str, Any]]:
+    """A spec without a sample keeps the newest version's sample of that variable (same type): clients that
+    pull and push prompt files (`prompt-studio push`) never see samples, and must not drop them."""
+    if newest is None:
+        return specs
+    previous = {spec["name"]: spec for spec in newest.variables if "sample" in spec}
+    kept = []
+    for spec in specs:
+        old = previous.get(spec["name"])
+        if "sample" not in spec and old is not None and spec.get("type") == old.get("type"):
+            spec = {**spec, "sample": old["sample"]}
+        kept.append(spec)
+    return kept
 
 
 @extend_schema(

@@ -91,7 +91,7 @@ async def stdio_session(key: str):
         "DATABASE_URL": database_url(),
         "STUDIO_DATA_DIR": str(settings.DATA_DIR),
         "API_THROTTLE_RATE": "off",
-        "PROMPT_STUDIO_API_KEY": key,
+        "PROMPT_STUDIO_KEY": key,
     }
     params = StdioServerParameters(
         command=sys.executable, args=[str(settings.BASE_DIR / "manage.py"), "mcp"], env=env, cwd=settings.BASE_DIR
@@ -259,7 +259,7 @@ def test_manage_py_mcp_refuses_to_start_without_a_valid_key(seeded):
     import subprocess
 
     env = {**os.environ, "DATABASE_URL": database_url(), "STUDIO_DATA_DIR": str(settings.DATA_DIR)}
-    env.pop("PROMPT_STUDIO_API_KEY", None)
+    env.pop("PROMPT_STUDIO_KEY", None)
     for extra, message in (([], "Give an API key"), (["--key", "ps_wrong"], "not valid")):
         done = subprocess.run(
             [sys.executable, "manage.py", "mcp", *extra],

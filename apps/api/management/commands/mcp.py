@@ -9,7 +9,7 @@ from django.db import close_old_connections
 
 from apps.api.auth import key_info_for
 
-KEY_VARIABLE = "PROMPT_STUDIO_API_KEY"
+KEY_VARIABLE = "PROMPT_STUDIO_KEY"
 
 
 class Command(BaseCommand):
