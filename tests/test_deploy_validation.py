@@ -80,7 +80,7 @@ def test_the_compose_file_follows_the_compose_specification():
 @pytest.mark.parametrize(
     "old,new,problem",
     [
-        ("    command: [\"celery\", \"-A\", \"studio\", \"beat\"", "    comand: [\"celery\", \"-A\", \"studio\", \"beat\"",
+        ('    command: ["celery", "-A", "studio", "beat"', '    comand: ["celery", "-A", "studio", "beat"',
          "services.beat: 'comand' does not match any of the regexes"),
         ("      interval: 5s\n", "      interval: [5]\n", "services.postgres.healthcheck.interval"),
     ],
