@@ -9,7 +9,8 @@ lives between requests, so any web process can answer any request and nothing
 is lost when one restarts. The SDK does the protocol (initialize, versions,
 Accept and Content-Type checks, batching, errors); this view does the key check
 first, with the REST API's own authentication. What stateless JSON mode gives
-up is server-to-client streaming (progress notifications, server requests),
+up is server-to-client streaming (progress notifications, server requests; a
+GET for that stream answers 405, as the transport specifies for "not offered"),
 which none of the tools need: a long experiment is polled with get_experiment.
 """
 
@@ -94,6 +95,15 @@ def endpoint(request: HttpRequest) -> HttpResponse:
             raise not_authenticated()
     except ApiError as exc:
         return _error(exc)
+    if request.method != "POST":
+        # No server-to-client stream (GET) and no session to end (DELETE) in stateless mode: the transport's
+        # answer for "not offered" is 405, which clients take as "POST only" instead of reconnecting.
+        response = JsonResponse(
+            {"code": "method_not_allowed", "detail": "This MCP endpoint is stateless: send each message as a POST."},
+            status=405,
+        )
+        response["Allow"] = "POST"
+        return response
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
         return JsonResponse({"code": "too_large", "detail": "An MCP message is at most 4 MB."}, status=413)
     from apps.api.mcp.server import build_server  # the SDK is imported on the first MCP request, not at start

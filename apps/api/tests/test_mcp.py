@@ -237,6 +237,12 @@ def test_the_http_transport_refuses_a_missing_or_bad_key(seeded, http_server):
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
     bad = httpx.post(f"{http_server.url}/mcp/", json=body, headers={**headers, "Authorization": "Bearer ps_nope"})
     assert bad.status_code == 401 and bad.json()["code"] == "invalid_key"
+    stream = httpx.get(f"{http_server.url}/mcp/", headers={"Accept": "text/event-stream", **_auth(seeded["read"])})
+    assert stream.status_code == 405 and stream.headers["Allow"] == "POST"
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def test_it_serves_a_read_key_over_stdio(seeded):
