@@ -462,8 +462,20 @@ def _wait(api: Api, experiment_id: int, timeout: float, poll: float) -> dict[str
         if status["status"] in ("finished", "failed", "cancelled"):
             return status
         if time.monotonic() > deadline:
-            raise CliError(f"experiment {experiment_id} did not finish within {timeout:g} s (see it in the studio).")
-        time.sleep(poll)
+            _cancel(api, experiment_id)
+            raise CliError(f"experiment {experiment_id} did not finish within {timeout:g} s; it was cancelled.")
+        try:
+            time.sleep(poll)
+        except KeyboardInterrupt:  # a cancelled CI job: stop spending on the models too
+            _cancel(api, experiment_id)
+            raise CliError(f"interrupted; experiment {experiment_id} was cancelled.") from None
+
+
+def _cancel(api: Api, experiment_id: int) -> None:
+    try:
+        api.post(f"experiments/{experiment_id}/cancel", {})
+    except (StudioError, StudioUnavailable) as exc:
+        print(f"could not cancel experiment {experiment_id}: {exc}", file=sys.stderr)
 
 
 def _checks(comparison: dict[str, Any], args) -> list[tuple[str, bool, str]]:

@@ -12,6 +12,8 @@ from prompt_studio.cli import main
 from apps.accounts.services import api_key_create, membership_add
 from apps.accounts.tests.factories import ProjectFactory, UserFactory
 from apps.api.tests.server import StudioServer
+from apps.datasets.tests.factories import DatasetFactory, make_dataset_version, record
+from apps.experiments.models import Experiment
 from apps.prompts import services
 from apps.prompts.models import Prompt
 from apps.prompts.tests.factories import PromptFactory, make_version
@@ -47,7 +49,7 @@ def seeded():
     )
     _, write_key = api_key_create(project=project, name="cli", scope="write", actor="test")
     _, read_key = api_key_create(project=project, name="cli-read", scope="read", actor="test")
-    return {"greet": greet, "helper": helper, "write": write_key, "read": read_key}
+    return {"project": project, "greet": greet, "helper": helper, "write": write_key, "read": read_key}
 
 
 @pytest.fixture
@@ -178,3 +180,29 @@ def test_errors_are_named_with_exit_code_2(cli, server, seeded, monkeypatch):
     monkeypatch.setenv("PROMPT_STUDIO_URL", "http://127.0.0.1:9")
     code, _, err = cli("pull")
     assert code == 2 and "did not answer" in err
+
+
+def test_eval_cancels_an_experiment_that_does_not_finish_in_time(cli, seeded, simulated_endpoint, tmp_path):
+    """No worker runs here, so the experiment never finishes: the gate gives up, cancels it, and says so."""
+    make_dataset_version(DatasetFactory(project=seeded["project"], name="people"), [record(name="Ada", age=1)])
+    simulated_endpoint("echo", "openai/echo", for_project=seeded["project"])
+    code, out, err = cli(
+        "eval", "--prompt", "greet", "--candidate", "latest", "--against", "production", "--dataset", "people",
+        "--endpoint", "echo", "--evaluator", 'length:{"max": 100}', "--min-win-rate", "0.5",
+        "--timeout", "1", "--poll", "0.2", "--junit", str(tmp_path / "gate.xml"),
+    )  # fmt: skip
+    assert code == 2 and "0/2 cells done" in out
+    assert "did not finish within 1 s; it was cancelled" in err
+    assert Experiment.objects.get().status == "cancelled"
+    assert not (tmp_path / "gate.xml").exists()
+
+
+def test_eval_refuses_bad_arguments_before_starting_anything(cli):
+    common = ["eval", "--prompt", "greet", "--candidate", "1", "--dataset", "d", "--endpoint", "e"]
+    code, _, err = cli(*common, "--evaluator", "exact_match")
+    assert code == 2 and "Give a threshold" in err
+    code, _, err = cli(*common, "--evaluator", "length:{max}", "--min-win-rate", "0.5")
+    assert code == 2 and "must be a JSON object" in err
+    code, _, err = cli(*common, "--evaluator", "exact_match", "--gate-evaluator", "judge", "--max-p", "0.05")
+    assert code == 2 and "'judge' is not one of the --evaluator names" in err
+    assert not Experiment.objects.exists()
