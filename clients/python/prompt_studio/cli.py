@@ -20,6 +20,7 @@ import difflib
 import json
 import os
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -446,7 +447,23 @@ def cmd_eval(api: Api, args) -> int:
     return 0 if passed else 1
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _wait(api: Api, experiment_id: int, timeout: float, poll: float) -> dict[str, Any]:
+    # A cancelled CI job gets SIGINT, then SIGTERM: either stops the experiment too, so it spends no more.
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _poll(api, experiment_id, timeout, poll)
+    except KeyboardInterrupt:
+        _cancel(api, experiment_id)
+        raise CliError(f"interrupted; experiment {experiment_id} was cancelled.") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _poll(api: Api, experiment_id: int, timeout: float, poll: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     shown = ""
     while True:
@@ -464,11 +481,7 @@ def _wait(api: Api, experiment_id: int, timeout: float, poll: float) -> dict[str
         if time.monotonic() > deadline:
             _cancel(api, experiment_id)
             raise CliError(f"experiment {experiment_id} did not finish within {timeout:g} s; it was cancelled.")
-        try:
-            time.sleep(poll)
-        except KeyboardInterrupt:  # a cancelled CI job: stop spending on the models too
-            _cancel(api, experiment_id)
-            raise CliError(f"interrupted; experiment {experiment_id} was cancelled.") from None
+        time.sleep(poll)
 
 
 def _cancel(api: Api, experiment_id: int) -> None:

@@ -206,3 +206,30 @@ def test_eval_refuses_bad_arguments_before_starting_anything(cli):
     code, _, err = cli(*common, "--evaluator", "exact_match", "--gate-evaluator", "judge", "--max-p", "0.05")
     assert code == 2 and "'judge' is not one of the --evaluator names" in err
     assert not Experiment.objects.exists()
+
+
+def test_a_cancelled_ci_job_cancels_its_experiment(server, seeded, simulated_endpoint):
+    """CI cancels a job with SIGINT, then SIGTERM: the experiment stops too, instead of spending on models."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    make_dataset_version(DatasetFactory(project=seeded["project"], name="people"), [record(name="Ada", age=1)])
+    simulated_endpoint("echo", "openai/echo", for_project=seeded["project"])
+    env = {**os.environ, "PROMPT_STUDIO_URL": server.url, "PROMPT_STUDIO_KEY": seeded["write"]}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prompt_studio", "eval", "--prompt", "greet", "--candidate", "latest",
+         "--dataset", "people", "--endpoint", "echo", "--evaluator", "exact_match", "--min-win-rate", "0.5",
+         "--poll", "0.2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not Experiment.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2 and "was cancelled" in err
+    assert Experiment.objects.get().status == "cancelled"
