@@ -831,7 +831,8 @@ def _render_all(
 
 @dataclass
 class _Isolation:
-    enabled: bool = os.environ.get("PROMPT_STUDIO_RENDER_ISOLATION", "1") != "0"
+    # Worker processes need POSIX rlimits; elsewhere only the in-process guards apply.
+    enabled: bool = os.name == "posix" and os.environ.get("PROMPT_STUDIO_RENDER_ISOLATION", "1") != "0"
     workers: int = RENDER_WORKERS
     memory_mb: int = RENDER_MEMORY_MB
 
