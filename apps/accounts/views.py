@@ -69,11 +69,12 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, project=request.project)
     try:
-        services.membership_remove(membership=membership, actor=request.user)
+        revoked = services.membership_remove(membership=membership, actor=request.user)
     except services.AccountError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{membership.user.username} removed from the project.")
+        keys = f"; the {len(revoked)} API key(s) they created here were revoked" if revoked else ""
+        messages.success(request, f"{membership.user.username} removed from the project{keys}.")
     return redirect("accounts:members", project_slug=request.project.slug)
 
 

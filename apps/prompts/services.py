@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from apps.prompts.content import Content, ContentProblem
 from apps.prompts.models import (
     Label,
     LabelAction,
+    LabelGatePass,
     LabelMove,
     Prompt,
     PromptVersion,
@@ -301,15 +303,28 @@ def label_set(
     _run_guards(attempt)
     if label is None:
         try:
-            with transaction.atomic():
+            with transaction.atomic(), _gate_pass(prompt=prompt, label_name=label_name, version=version):
                 label = Label.objects.create(prompt=prompt, name=label_name, version=version)
         except IntegrityError:
             raise PromptError(f"{label_name} was created by someone else just now; try again.") from None
     else:
         label.version = version
-        label.save(update_fields=["version", "updated_at"])
+        with _gate_pass(prompt=prompt, label_name=label_name, version=version):
+            label.save(update_fields=["version", "updated_at"])
     _record_move(attempt, reason)
     return LabelMoved(label=label, previous=attempt.from_version, moved=True)
+
+
+@contextmanager
+def _gate_pass(*, prompt: Prompt, label_name: str, version: PromptVersion) -> Iterator[None]:
+    """Let the database accept this one label write (its triggers refuse a label write without a pass).
+
+    Called only by label_move, after the guards passed and inside its transaction,
+    so the pass never outlives the move and the move is always recorded.
+    """
+    gate_pass = LabelGatePass.objects.create(prompt_id=prompt.pk, label_name=label_name, version_id=version.pk)
+    yield
+    LabelGatePass.objects.filter(pk=gate_pass.pk).delete()
 
 
 @transaction.atomic

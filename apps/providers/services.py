@@ -213,8 +213,7 @@ def endpoint_keys_rotate() -> tuple[int, list[str]]:
 
 def endpoint_check(*, endpoint: ModelEndpoint) -> gateway.Completion:
     """Test connection: one token; raises gateway.GatewayError with the provider's error in plain words."""
-    endpoint_refuse_unready(endpoint=endpoint)
-    return gateway.check_connection(endpoint)
+    return gateway.check_connection(endpoint)  # the gateway refuses a local model that is not serving yet
 
 
 @transaction.atomic
@@ -261,7 +260,8 @@ def endpoint_check_execute(*, check_id: int) -> EndpointCheck | None:
 
 
 def endpoint_refuse_unready(*, endpoint: ModelEndpoint) -> None:
-    """A managed local endpoint whose model is not serving yet fails with its progress, not a refused connection."""
+    """A managed local endpoint whose model is not serving yet fails with its progress, not a refused connection
+    (every gateway call checks this itself; this is for pages that want to say so before calling)."""
     if endpoint.kind != EndpointKind.LOCAL:
         return
     ready, sentence = local_models.readiness(local_models.spec_for_model(endpoint.model))
