@@ -66,7 +66,7 @@ class Command(BaseCommand):
             worker = subprocess.Popen(
                 [
                     sys.executable, "-m", "celery", "-A", "studio", "worker", "--beat",
-                    "-Q", "interactive,experiments", "--concurrency", "2", "--loglevel", "WARNING",
+                    "-Q", "interactive,experiments,ingest", "--concurrency", "2", "--loglevel", "WARNING",
                     "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
                 ],
                 cwd=settings.BASE_DIR,
