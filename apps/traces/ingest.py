@@ -96,12 +96,14 @@ def batch_accept(
     spans = [s.redacted(redactor) for s in spans]
     traces = [t.redacted(redactor) for t in traces]
     scores = [s.redacted(redactor) for s in scores]
+    now = timezone.now()
     batch = IngestBatch.objects.create(
         project_id=project_id,
         source=source,
         payload=payload_dumps(spans, list(traces), list(scores)),
         span_count=len(spans),
-        received_at=timezone.now(),
+        received_at=now,
+        enqueued_at=now,
     )
     with _cache_lock:
         _backlog_cache["count"] += 1
@@ -364,6 +366,10 @@ def traces_recompute(
         )
 
 
+def spans_have_root(spans: list) -> bool:
+    return any(not s[1] for s in spans)
+
+
 def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dict, feedback: list, now) -> None:
     trace.updated_at = now
     if record is not None:
@@ -397,7 +403,7 @@ def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dic
         trace.prompt_version_number = prompt[12] if prompt else None
         trace.prompt_label = prompt[13] if prompt else ""
         trace.prompt_version_id = prompt[14] if prompt else None
-        if not (record and record.name) and not trace.name:
+        if spans_have_root(spans) or not trace.name:  # else keep the name until the root span arrives
             trace.name = root[2]
         trace.input_text = first[15] or root[15] or ""
         trace.output_text = (generations[-1] if generations else root)[16] or root[16] or ""
@@ -420,14 +426,19 @@ def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dic
 
 
 def batches_requeue(*, older_than_seconds: int | None = None) -> int:
-    """Enqueue again the pending batches whose message was lost (a broker outage, a purge)."""
+    """Enqueue again the pending batches whose message was lost (a broker outage, a purge, a killed worker).
+
+    Each is re-sent at most once per INGEST_REQUEUE_SECONDS, so a long but healthy backlog is not flooded
+    with copies; a copy that finds its batch done does nothing.
+    """
     age = settings.INGEST_REQUEUE_SECONDS if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timedelta(seconds=age)
+    now = timezone.now()
     ids = list(
-        IngestBatch.objects.filter(status=BatchStatus.PENDING, received_at__lt=cutoff)
+        IngestBatch.objects.filter(status=BatchStatus.PENDING, enqueued_at__lte=now - timedelta(seconds=age))
         .order_by("pk")
         .values_list("pk", flat=True)[:1000]
     )
+    IngestBatch.objects.filter(pk__in=ids).update(enqueued_at=now)
     for batch_id in ids:
         enqueue(batch_id)
     return len(ids)

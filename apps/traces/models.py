@@ -49,10 +49,11 @@ class IngestBatch(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.CharField(max_length=500, blank=True)
     received_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField(help_text="When its message was last sent (the sweep re-sends stale ones).")
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "received_at"], name="trace_batch_status")]
+        indexes = [models.Index(fields=["status", "enqueued_at"], name="trace_batch_status")]
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.span_count} spans, {self.status})"

@@ -144,13 +144,19 @@ class ScoreRecord:
         return self
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def payload_dumps(spans: list[SpanRecord], traces: list[TraceRecord], scores: list[ScoreRecord]) -> str:
+    """The records as JSON that every database stores: no NUL character, no lone surrogate (replaced by '?')."""
     document = {
         "spans": [asdict(s) for s in spans],
         "traces": [asdict(t) for t in traces],
         "scores": [asdict(s) for s in scores],
     }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _NUL_ESCAPE.sub(r"\1", text)
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def payload_loads(payload: str) -> tuple[list[SpanRecord], list[TraceRecord], list[ScoreRecord]]:

@@ -58,7 +58,6 @@ def test_it_flags_an_unknown_prompt_and_keeps_the_span(project, released):
 
 def test_it_masks_secrets_always_and_pii_by_setting(project):
     TraceSettings.objects.create(project=project, pii_mode="mask")
-    ingest._settings_cache.clear()
     trace_id = new_id()
     text = "my key is sk-proj-abcdefghijklmnopqrstuvwxyz123456 and mail ada@example.com"
     batch = _accept(project, {"generations": [generation(trace_id, input=[{"role": "user", "content": text}])]})
@@ -79,3 +78,25 @@ def test_retention_deletes_old_rows_in_chunks(project):
     deleted = ingest.retention_apply(chunk=2)
     assert deleted["spans"] == 3 and deleted["traces"] == 3
     assert Trace.objects.count() == 1 and Span.objects.count() == 1
+
+
+def test_it_drops_texts_with_personal_data_when_the_project_says_so(project):
+    TraceSettings.objects.create(project=project, pii_mode="drop")
+    batch = _accept(project, {"generations": [generation(new_id(), output="Call me at +44 20 7946 0958")]})
+    ingest.batch_expand(batch_id=batch.pk)
+    assert Span.objects.get().output_text == "[DROPPED: personal data]"
+
+
+def test_it_stores_nul_characters_and_lone_surrogates_harmlessly(project):
+    batch = _accept(project, {"generations": [generation(new_id(), output="a\x00b\ud800c", metadata={"k\x00": "v"})]})
+    assert ingest.batch_expand(batch_id=batch.pk) is True
+    span = Span.objects.get()
+    assert span.output_text == "ab?c" and span.attributes == {"k": "v"}
+
+
+def test_the_sweep_re_sends_a_lost_batch_once_per_interval(project):
+    batch = _accept(project, {"generations": [generation(new_id())]})
+    assert ingest.batches_requeue(older_than_seconds=0) == 1
+    assert ingest.batches_requeue(older_than_seconds=60) == 0  # just re-sent
+    ingest.batch_expand(batch_id=batch.pk)
+    assert ingest.batches_requeue(older_than_seconds=0) == 0

@@ -114,6 +114,9 @@ class Command(BaseCommand):
             created = self._seed()
             self._seed_model_endpoints()
             self._seed_ratings()
+            from apps.traces.demo import seed_demo_traffic  # the traces app's demo data (lazily: a higher app)
+
+            seed_demo_traffic()
         if created:
             self.stdout.write(self.style.SUCCESS("Demo project created."))
         else:
