@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import beat_init, worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 
 from studio import broker
@@ -28,8 +29,15 @@ app.autodiscover_tasks()
 _READY_FILE = os.environ.get("STUDIO_WORKER_READY_FILE")
 
 
+_heartbeat: dict[str, object] = {}
+
+
 @worker_ready.connect
-def _announce_ready(**_kwargs) -> None:
+def _announce_ready(sender=None, **_kwargs) -> None:
+    from apps.core import heartbeats
+
+    hostname = getattr(sender, "hostname", None) or f"worker@{os.uname().nodename}:{os.getpid()}"
+    _heartbeat.update(hostname=hostname, stop=heartbeats.start_thread(role="worker", hostname=hostname))
     if _READY_FILE:
         Path(_READY_FILE).write_text(str(os.getpid()))
 
@@ -38,3 +46,18 @@ def _announce_ready(**_kwargs) -> None:
 def _withdraw_ready(**_kwargs) -> None:
     if _READY_FILE:
         Path(_READY_FILE).unlink(missing_ok=True)
+    if "stop" in _heartbeat:
+        from apps.core import heartbeats
+
+        _heartbeat["stop"].set()
+        try:
+            heartbeats.withdraw(hostname=_heartbeat["hostname"])
+        except Exception:  # shutting down with the database gone: the row goes stale instead
+            logging.getLogger(__name__).info("could not withdraw the heartbeat of %s", _heartbeat["hostname"])
+
+
+@beat_init.connect
+def _beat_alive(**_kwargs) -> None:
+    from apps.core import heartbeats
+
+    heartbeats.start_thread(role="beat", hostname=f"beat@{os.uname().nodename}")

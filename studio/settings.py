@@ -50,14 +50,20 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.prompts",
+    "apps.webhooks",
     "apps.reviews",
     "apps.providers",
+    "apps.playground",
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",
     "apps.traces",
     "apps.api",
 ]
+# Every app's demo data (seed_demo): installed last, since it imports them all, and only on the embedded
+# default (DEBUG on); a production configuration has no demo app, so it cannot seed the known login.
+if DEBUG:
+    INSTALLED_APPS.append("apps.demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -164,6 +170,13 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Worker and beat processes write a heartbeat this often; one silent for HEARTBEAT_STALE_SECONDS is dead.
+HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 5.0, minimum=0.5)
+HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=2.0)
+# Processes in the pool of the worker that `make run` starts.
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
+# How long `make run` waits for a child to stop after SIGTERM before it kills the child's whole session.
+RUNSTUDIO_STOP_SECONDS = env_float("RUNSTUDIO_STOP_SECONDS", 10.0, minimum=0.5)
 EXPERIMENT_SWEEP_SECONDS = env_float("EXPERIMENT_SWEEP_SECONDS", 30.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.heartbeat", "schedule": 30.0, "options": {"expires": 25}},

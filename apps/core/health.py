@@ -40,16 +40,35 @@ def check_broker() -> str | None:
     return None
 
 
-CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache}
+def _role_check(role: str):
+    def check() -> str | None:
+        from apps.core import heartbeats
+
+        try:
+            status = heartbeats.status(role)
+        except Exception as exc:  # the database check names the cause
+            return f"{type(exc).__name__}: {exc}"[:200]
+        return None if status.ok else status.describe()
+
+    check.__name__ = f"check_{role}"
+    return check
+
+
+check_worker = _role_check("worker")
+check_beat = _role_check("beat")
+
+# What the web process itself needs to answer requests (a load balancer's readiness: /healthz?scope=web).
+WEB_CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache}
+# The whole studio: the web's parts plus a live Celery worker and beat (their heartbeats; see heartbeats.py).
+CHECKS = {**WEB_CHECKS, "worker": check_worker, "beat": check_beat}
 
 
 def worker_status() -> dict[str, object]:
-    """Informational: when a worker last answered (a stale heartbeat does not fail /healthz)."""
-    from django.utils import timezone
+    """Detail for /healthz?workers=1: how many worker and beat processes are alive, and when one was last seen."""
+    from apps.core import heartbeats
 
-    from apps.core.models import WorkerHeartbeat
-
-    last = WorkerHeartbeat.objects.order_by("-seen_at").first()
-    if last is None:
-        return {"workers": "unknown"}
-    return {"workers": {"last_seen_seconds_ago": round((timezone.now() - last.seen_at).total_seconds(), 1)}}
+    detail: dict[str, object] = {}
+    for role in ("worker", "beat"):
+        status = heartbeats.status(role)
+        detail[f"{role}s"] = {"alive": status.alive, "last_seen_seconds_ago": status.last_seen_seconds_ago}
+    return detail

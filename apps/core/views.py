@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.accounts import selectors as account_selectors
-from apps.core.health import CHECKS, worker_status
+from apps.core.health import CHECKS, WEB_CHECKS, worker_status
 
 
 @require_GET
@@ -15,7 +15,8 @@ from apps.core.health import CHECKS, worker_status
 def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, object] = {}
     errors: dict[str, str] = {}
-    for name, check in CHECKS.items():
+    checks = WEB_CHECKS if request.GET.get("scope") == "web" else CHECKS
+    for name, check in checks.items():
         problem = check()
         body[name] = "ok" if problem is None else "down"
         if problem is not None:
@@ -23,7 +24,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body["status"] = "ok" if not errors else "down"
     if errors:
         body["errors"] = errors
-    elif request.GET.get("workers"):
+    if request.GET.get("workers") and "database" not in errors:
         body.update(worker_status())
     return JsonResponse(body, status=200 if not errors else 503)
 

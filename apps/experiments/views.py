@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
+from apps.core import heartbeats
 from apps.core.spreadsheet import csv_download
 from apps.datasets import selectors as dataset_selectors
 from apps.experiments import charts, experiment_links, selectors, services
@@ -86,6 +87,9 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
     progress = selectors.experiment_progress(experiment=experiment)
     context: dict[str, Any] = {"experiment": experiment, "progress": progress, "overall": progress.total}
+    if experiment.status == ExperimentStatus.RUNNING:
+        # With no live worker nothing moves: say so instead of a time-left estimate.
+        context["workers"] = heartbeats.status("worker")
     if request.htmx and request.GET.get("part") == "progress":
         return render(request, "experiments/experiment_detail.html#progress", context)
     only, page = request.GET.get("only", ""), int(request.GET.get("page") or 1)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from apps.providers import services
-from apps.providers.models import ModelEndpoint, PlaygroundResult, PlaygroundRun
+from apps.providers.models import ModelEndpoint
 
 
 class EndpointAdminForm(forms.ModelForm):
@@ -41,19 +41,3 @@ class ModelEndpointAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.endpoint_delete(endpoint=obj, actor=request.user)
-
-
-class ResultInline(admin.TabularInline):
-    model = PlaygroundResult
-    extra = 0
-    can_delete = False
-    fields = ["endpoint_name", "status", "tokens_in", "tokens_out", "cost", "latency_ms", "error_kind"]
-    readonly_fields = fields
-
-
-@admin.register(PlaygroundRun)
-class PlaygroundRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "version", "created_by", "created_at"]
-    list_filter = ["project"]
-    inlines = [ResultInline]
-    readonly_fields = ["project", "version", "content", "variables", "created_by", "created_at"]

@@ -9,5 +9,4 @@ class ProvidersConfig(AppConfig):
     def ready(self) -> None:
         from apps.core import nav
 
-        nav.register(nav.NavEntry(title="Playground", url_name="providers:playground", min_role="editor", order=30))
         nav.register(nav.NavEntry(title="Models", url_name="providers:endpoints", min_role="viewer", order=60))

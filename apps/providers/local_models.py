@@ -26,6 +26,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -268,17 +269,60 @@ def install_runtime(report: Callable[[str, int], None]) -> float:
     report("building llama-cpp-python (about 5 minutes the first time, seconds once pip has the wheel)", 5)
     env = {**os.environ, "CMAKE_ARGS": LLAMA_CPP_CMAKE_ARGS, "FORCE_CMAKE": "1"}
     env.pop("PIP_NO_CACHE_DIR", None)  # the wheel cache is what makes the second install instant
-    with (home() / "install.log").open("a") as log:
-        result = subprocess.run(
-            [str(runtime_python()), "-m", "pip", "install", "--disable-pip-version-check", LLAMA_CPP_REQUIREMENT],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=3600,
-        )
+    # -v lets the build's own progress ([ 42%] from make, [120/287] from ninja) through to the status.
+    pip = [str(runtime_python()), "-m", "pip", "install", "-v", "--disable-pip-version-check"]
+    command = [*pip, LLAMA_CPP_REQUIREMENT]
+    result = run_build(command, env=env, log_path=home() / "install.log", report=report, span=(5, 55))
     if result.returncode != 0:
         raise LocalModelError(f"pip could not install {LLAMA_CPP_REQUIREMENT}; see {home() / 'install.log'}")
     return time.monotonic() - started
+
+
+_MAKE_PROGRESS = re.compile(rb"^\s*\[\s*(\d{1,3})%\]")
+_NINJA_PROGRESS = re.compile(rb"^\s*\[(\d+)/(\d+)\]")
+
+
+def build_percent(line: bytes) -> int | None:
+    """The build's own progress in one line of its output: make's `[ 42%]` or ninja's `[120/287]`."""
+    if match := _MAKE_PROGRESS.match(line):
+        return min(int(match.group(1)), 100)
+    if (match := _NINJA_PROGRESS.match(line)) and int(match.group(2)) > 0:
+        return min(100 * int(match.group(1)) // int(match.group(2)), 100)
+    return None
+
+
+def run_build(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    report: Callable[[str, int], None],
+    span: tuple[int, int],
+    timeout: float = 3600,
+) -> subprocess.CompletedProcess:
+    """Run a build, copy its output to the log, and turn its progress lines into the status's percentage.
+
+    The status moves from span[0] to span[1] as the build reports; a build that prints no progress (pip
+    taking the wheel from its cache) leaves it where it is.
+    """
+    low, high = span
+    last = -1
+    deadline = time.monotonic() + timeout
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            percent = build_percent(line)
+            if percent is not None and percent != last:
+                last = percent
+                log.flush()
+                report(f"building llama-cpp-python: {percent}% of the build", low + (high - low) * percent // 100)
+            if time.monotonic() > deadline:
+                process.kill()
+                break
+        returncode = process.wait()
+    return subprocess.CompletedProcess(command, returncode)
 
 
 def file_sha256(path: Path) -> str:

@@ -7,7 +7,6 @@ from django.db import models
 from django.utils import timezone
 
 from apps.accounts.models import Project
-from apps.prompts.models import PromptVersion
 
 
 class EndpointKind(models.TextChoices):
@@ -90,66 +89,11 @@ class ModelEndpoint(models.Model):
         }
 
 
-class PlaygroundRun(models.Model):
-    """One press of Run: a prompt (a saved version or unsaved content), variables, and one result per endpoint."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="playground_runs")
-    version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # The content that ran, kept even when it was never saved as a version.
-    content = models.JSONField()
-    variables = models.JSONField(default=dict)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"run {self.pk}"
-
-
 class ResultStatus(models.TextChoices):
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"
     DONE = "done", "done"
     FAILED = "failed", "failed"
-
-
-class PlaygroundResult(models.Model):
-    run = models.ForeignKey(PlaygroundRun, on_delete=models.CASCADE, related_name="results")
-    endpoint = models.ForeignKey(ModelEndpoint, null=True, on_delete=models.SET_NULL, related_name="+")
-    endpoint_name = models.CharField(max_length=100)
-    model = models.CharField(max_length=200)
-    status = models.CharField(max_length=16, choices=ResultStatus.choices, default=ResultStatus.QUEUED)
-    request = models.JSONField(default=dict, help_text="Exactly what was sent: messages or prompt, and parameters.")
-    output = models.TextField(blank=True)
-    finish_reason = models.CharField(max_length=40, blank=True)
-    tokens_in = models.PositiveIntegerField(null=True, blank=True)
-    tokens_out = models.PositiveIntegerField(null=True, blank=True)
-    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    provider_request_id = models.CharField(max_length=200, blank=True)
-    # A streamed result's output grows while it runs (written every STREAM_WRITE_SECONDS); a failed one keeps it.
-    streamed = models.BooleanField(default=False)
-    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
-    tokens_estimated = models.BooleanField(
-        default=False, help_text="The provider sent no usage: tokens were counted with the model's tokenizer."
-    )
-    error_kind = models.CharField(max_length=32, blank=True)
-    error_message = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return f"{self.run_id}/{self.endpoint_name}: {self.status}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (ResultStatus.DONE, ResultStatus.FAILED)
 
 
 class EndpointCheck(models.Model):

@@ -1,16 +1,16 @@
-"""Reads of model endpoints and playground runs. Every read is scoped to a project."""
+"""Reads of model endpoints. Every read is scoped to a project."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.providers import local_models
-from apps.providers.models import EndpointCheck, EndpointKind, ModelEndpoint, PlaygroundResult, PlaygroundRun
+from apps.providers.models import EndpointCheck, EndpointKind, ModelEndpoint
 
 
 def endpoint_list(*, project: Project, active_only: bool = False) -> QuerySet[ModelEndpoint]:
@@ -43,35 +43,6 @@ def local_status(*, endpoint: ModelEndpoint) -> dict | None:
     spec = local_models.spec_for_model(endpoint.model)
     ready, sentence = local_models.readiness(spec)
     return {**local_models.read_status(spec), "ready": ready, "summary": sentence}
-
-
-def playground_run_get(*, project: Project, run_id: int) -> PlaygroundRun:
-    run = (
-        PlaygroundRun.objects.filter(project=project, pk=run_id)
-        .select_related("version__prompt", "created_by")
-        .prefetch_related(Prefetch("results", queryset=PlaygroundResult.objects.select_related("endpoint")))
-        .first()
-    )
-    if run is None:
-        raise Http404("No such playground run in this project.")
-    return run
-
-
-def playground_run_list(*, project: Project, limit: int = 15) -> QuerySet[PlaygroundRun]:
-    return (
-        PlaygroundRun.objects.filter(project=project)
-        .select_related("version__prompt", "created_by")
-        .prefetch_related("results")
-        .order_by("-created_at", "-id")[:limit]
-    )
-
-
-def playground_result_get(*, run: PlaygroundRun, result_id: int) -> PlaygroundResult:
-    """One result of a run already scoped to a project; a result of another run is a 404."""
-    result = PlaygroundResult.objects.filter(run=run, pk=result_id).select_related("run__version__prompt").first()
-    if result is None:
-        raise Http404("No such result in this playground run.")
-    return result
 
 
 def endpoint_check_get(*, project: Project, check_id: int) -> EndpointCheck:

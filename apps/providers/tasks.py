@@ -8,16 +8,6 @@ from celery.signals import worker_process_init
 from apps.providers import services
 
 
-@shared_task(name="providers.run_playground_result", acks_late=True, ignore_result=True)
-def run_playground_result(result_id: int) -> None:
-    """Make the model call of one playground result.
-
-    Running twice is harmless: only a queued result (or one a killed worker
-    abandoned long ago) is claimed, atomically; a gone result is skipped.
-    """
-    services.playground_result_execute(result_id=result_id)
-
-
 @shared_task(name="providers.check_endpoint", acks_late=True, ignore_result=True, soft_time_limit=90)
 def check_endpoint(check_id: int) -> None:
     """Test connection: one token to the endpoint, on the interactive queue.

@@ -10,11 +10,4 @@ urlpatterns = [
     path("models/<int:endpoint_id>/", views.endpoint_edit, name="endpoint_edit"),
     path("models/<int:endpoint_id>/delete/", views.endpoint_delete, name="endpoint_delete"),
     path("models/<int:endpoint_id>/test/", views.endpoint_test, name="endpoint_test"),
-    path("playground/", views.playground, name="playground"),
-    path("playground/runs/<int:run_id>/", views.playground_run, name="run"),
-    path(
-        "playground/runs/<int:run_id>/results/<int:result_id>/add-to-dataset/",
-        views.result_to_dataset,
-        name="result_to_dataset",
-    ),
 ]

@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.accounts.models import ROLE_RANK, Membership, Role
+from apps.accounts.models import Role
+from apps.accounts.permissions import require_role
 from apps.audit.services import audit_record
 from apps.experiments.models import Cell, CellStatus, Experiment, Variant
 from apps.ratings.models import (
@@ -43,18 +44,6 @@ _system_random = random.SystemRandom()
 
 class RatingError(Exception):
     """A refused rating action; the message is shown to the user as is."""
-
-
-class RatingForbidden(RatingError):
-    """The actor's role does not allow this (a view answers 403)."""
-
-
-def _require_role(project_id: int, user, role: str, what: str) -> None:
-    held = Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
-    if held is None:
-        raise RatingForbidden(f"{user} is not a member of this project.")
-    if ROLE_RANK[Role(held)] < ROLE_RANK[Role(role)]:
-        raise RatingForbidden(f"{what} needs the {role} role; {user} is {held}.")
 
 
 # --- the rating form ---------------------------------------------------------------------------
@@ -111,7 +100,7 @@ def form_definition(experiment: Experiment) -> dict[str, Any]:
 
 @transaction.atomic
 def rating_form_save(*, experiment: Experiment, definition: Any, actor) -> RatingForm:
-    _require_role(experiment.project_id, actor, Role.EDITOR, "Changing the rating form")
+    require_role(project_id=experiment.project_id, actor=actor, role=Role.EDITOR, what="Changing the rating form")
     definition = form_definition_clean(definition)
     form, created = RatingForm.objects.select_for_update().get_or_create(
         experiment=experiment, defaults={"definition": definition, "updated_by": actor}
@@ -199,7 +188,7 @@ def _comment(raw: str) -> str:
 @transaction.atomic
 def rating_submit(*, cell: Cell, rater, data: dict[str, Any], comment: str = "") -> Rating:
     """Create or replace the rater's own rating of one output."""
-    _require_role(cell.experiment.project_id, rater, Role.EDITOR, "Rating outputs")
+    require_role(project_id=cell.experiment.project_id, actor=rater, role=Role.EDITOR, what="Rating outputs")
     if cell.status != CellStatus.DONE:
         raise RatingError("Only outputs that were produced can be rated; this cell has none.")
     values, score, thumb_up = rating_values_clean(form_definition(cell.experiment), data)
@@ -261,7 +250,7 @@ def queue_create(
     actor,
 ) -> AnnotationQueue:
     """Make the queue's items; with named raters, assign each item to N of them (each rater gets a fair share)."""
-    _require_role(experiment.project_id, actor, Role.EDITOR, "Making an annotation queue")
+    require_role(project_id=experiment.project_id, actor=actor, role=Role.EDITOR, what="Making an annotation queue")
     name = name.strip()
     if not name:
         raise RatingError("Give the queue a name.")
@@ -347,7 +336,7 @@ def queue_claim(*, queue: AnnotationQueue, rater, count: int = CLAIM_BATCH) -> i
     item past its number of raters; the (item, rater) constraint stops a rater's two
     tabs from taking one item twice. Returns how many were taken.
     """
-    _require_role(queue.experiment.project_id, rater, Role.EDITOR, "Rating outputs")
+    require_role(project_id=queue.experiment.project_id, actor=rater, role=Role.EDITOR, what="Rating outputs")
     if not queue.is_open:
         raise RatingError("This queue was assigned to named raters; ask its owner to add you.")
     taken: list[QueueItem] = []
@@ -402,7 +391,7 @@ def _finish(assignment: Assignment) -> None:
 @transaction.atomic
 def judgement_submit(*, queue: AnnotationQueue, token: str, rater, choice: str, reason: str = "") -> PairwiseJudgement:
     """Record a blind choice for one of the rater's pending pairs."""
-    _require_role(queue.experiment.project_id, rater, Role.EDITOR, "Rating outputs")
+    require_role(project_id=queue.experiment.project_id, actor=rater, role=Role.EDITOR, what="Rating outputs")
     if choice not in Choice.values:
         raise RatingError("Choose left, right or tie.")
     assignment = _pending_assignment(queue, token, rater)
@@ -425,7 +414,7 @@ def judgement_submit(*, queue: AnnotationQueue, token: str, rater, choice: str, 
 def queue_rating_submit(
     *, queue: AnnotationQueue, token: str, rater, data: dict[str, Any], comment: str = ""
 ) -> Rating:
-    _require_role(queue.experiment.project_id, rater, Role.EDITOR, "Rating outputs")
+    require_role(project_id=queue.experiment.project_id, actor=rater, role=Role.EDITOR, what="Rating outputs")
     assignment = _pending_assignment(queue, token, rater)
     if assignment.item.cell_id is None:
         raise RatingError("This item is a pair: choose left, right or tie.")
@@ -455,7 +444,7 @@ def experiment_link_create(
     """Offer an experiment as evidence on a review: its candidate variant runs the review's version."""
     from apps.prompts import selectors as prompt_selectors
 
-    _require_role(review.project_id, actor, Role.EDITOR, "Linking evidence")
+    require_role(project_id=review.project_id, actor=actor, role=Role.EDITOR, what="Linking evidence")
     if experiment.project_id != review.project_id:
         raise RatingError("That experiment belongs to another project.")
     variants = list(experiment.variants.all())
@@ -529,7 +518,7 @@ def evidence_rules_clean(raw: dict[str, Any]) -> dict[str, Any]:
 @transaction.atomic
 def evidence_rules_save(*, policy, rules: dict[str, Any], actor):
     """Set the evidence thresholds of a release policy (project admins only, audited)."""
-    _require_role(policy.project_id, actor, Role.ADMIN, "Editing a release policy")
+    require_role(project_id=policy.project_id, actor=actor, role=Role.ADMIN, what="Editing a release policy")
     rules = evidence_rules_clean(rules)
     policy = type(policy).objects.select_for_update().get(pk=policy.pk)
     before = policy.evidence_rules

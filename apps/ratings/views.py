@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -77,8 +76,6 @@ def rate_cell(request: HttpRequest, experiment_id: int, cell_id: int) -> HttpRes
     error = ""
     try:
         services.rating_submit(cell=cell, rater=request.user, data=data, comment=request.POST.get("comment", ""))
-    except services.RatingForbidden as exc:
-        raise PermissionDenied(str(exc))
     except services.RatingError as exc:
         error = str(exc)
     if request.htmx:
@@ -184,8 +181,6 @@ def queue_create(request: HttpRequest, experiment_id: int) -> HttpResponse:
                 rater_ids=data["raters"],
                 actor=request.user,
             )
-        except services.RatingForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.RatingError as exc:
             form.add_error(None, str(exc))
         else:
@@ -266,8 +261,6 @@ def queue_submit(request: HttpRequest, queue_id: int) -> HttpResponse:
                 queue=queue, token=token, rater=request.user, data=data, comment=request.POST.get("comment", "")
             )
             assignment = rating.assignment
-    except services.RatingForbidden as exc:
-        raise PermissionDenied(str(exc))
     except services.RatingError as exc:
         error = str(exc)
     if error:
@@ -333,8 +326,6 @@ def review_link(request: HttpRequest, review_id: int) -> HttpResponse:
                 candidate=variants.get(data["candidate"]),
                 baseline=variants.get(data["baseline"]),
             )
-        except services.RatingForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.RatingError as exc:
             form.add_error(None, str(exc))
         else:
@@ -355,8 +346,6 @@ def policy_thresholds(request: HttpRequest, label_name: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.evidence_rules_save(policy=policy, rules=form.cleaned_data, actor=request.user)
-        except services.RatingForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.RatingError as exc:
             form.add_error(None, str(exc))
         else:

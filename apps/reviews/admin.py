@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.admin import ReadOnlyAdmin
-from apps.reviews.models import ReleasePolicy, ReviewEvent, ReviewRequest, Webhook, WebhookDelivery
+from apps.reviews.models import ReleasePolicy, ReviewEvent, ReviewRequest
 
 
 @admin.register(ReleasePolicy)
@@ -19,15 +19,3 @@ class ReviewRequestAdmin(ReadOnlyAdmin):
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(ReadOnlyAdmin):
     list_display = ("review", "kind", "actor_repr", "version", "created_at")
-
-
-@admin.register(Webhook)
-class WebhookAdmin(ReadOnlyAdmin):
-    list_display = ("url", "project", "active", "created_at")
-    exclude = ("secret",)
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("event", "webhook", "status", "attempts", "response_code", "created_at")
-    list_filter = ("status", "event")

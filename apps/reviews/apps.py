@@ -10,11 +10,10 @@ class ReviewsConfig(AppConfig):
         from apps.core import nav
         from apps.prompts import services as prompt_services
         from apps.prompts import version_actions
-        from apps.reviews import gate, webhooks
+        from apps.reviews import gate
 
         # Every label move and delete, from any path, passes through this guard.
         prompt_services.register_label_move_guard(gate.release_gate)
-        prompt_services.register_version_saved_hook(webhooks.on_version_saved)
         version_actions.register(
             version_actions.VersionAction(title="Request release", url_name="reviews:request", min_role="editor")
         )

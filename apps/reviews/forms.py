@@ -4,7 +4,6 @@ from django import forms
 
 from apps.accounts.models import Role
 from apps.core.forms import StyledForm
-from apps.reviews.models import WebhookEvent
 from apps.reviews.services import MAX_REQUIRED_APPROVALS
 
 
@@ -68,17 +67,3 @@ class PolicyForm(StyledForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _checkboxes(self, "approver_roles", "protected")
-
-
-class WebhookForm(StyledForm):
-    url = forms.CharField(max_length=500, label="URL", widget=forms.URLInput(attrs={"placeholder": "https://"}))
-    description = forms.CharField(max_length=200, required=False)
-    events = forms.MultipleChoiceField(
-        choices=[(e.value, e.label) for e in WebhookEvent if e != WebhookEvent.PING],
-        widget=forms.CheckboxSelectMultiple,
-        initial=[e.value for e in WebhookEvent if e != WebhookEvent.PING],
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        _checkboxes(self, "events")

@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from apps.audit.services import audit_record
+from apps.audit.services import actor_repr, audit_record
 from apps.prompts.services import LabelMoveAttempt, LabelMoveRefused
-from apps.reviews import selectors, webhooks
-from apps.reviews.models import ReviewRequest, ReviewStatus, WebhookEvent
+from apps.reviews import selectors
+from apps.reviews.models import ReviewRequest, ReviewStatus
+from apps.webhooks import services as webhooks
+from apps.webhooks.models import WebhookEvent
 
 _releasing: ContextVar[int | None] = ContextVar("reviews_releasing", default=None)
 
@@ -108,14 +110,6 @@ def _record_rollback(attempt: LabelMoveAttempt, released_by: ReviewRequest) -> N
             "from_version": attempt.from_version.number if attempt.from_version else None,
             "to_version": attempt.to_version.number,
             "released_by_review": released_by.pk,
-            "actor": _repr(attempt.actor),
+            "actor": actor_repr(attempt.actor),
         },
     )
-
-
-def _repr(actor) -> str:
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor
-    return actor.audit_repr if hasattr(actor, "audit_repr") else actor.get_username()

@@ -1,4 +1,4 @@
-"""Reads of reviews, policies and webhooks. Every read is scoped to a project."""
+"""Reads of reviews and policies. Every read is scoped to a project."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from apps.reviews.models import (
     ReviewEventKind,
     ReviewRequest,
     ReviewStatus,
-    Webhook,
-    WebhookDelivery,
     default_approver_roles,
 )
 
@@ -230,28 +228,6 @@ def was_released(*, prompt: Prompt, label_name: str, version: PromptVersion) -> 
         .order_by("-released_at")
         .first()
     )
-
-
-def webhook_list(*, project: Project) -> QuerySet[Webhook]:
-    return Webhook.objects.filter(project=project).order_by("created_at")
-
-
-def webhook_get(*, project: Project, pk: int) -> Webhook:
-    webhook = Webhook.objects.filter(project=project, pk=pk).first()
-    if webhook is None:
-        raise Http404("No such webhook in this project.")
-    return webhook
-
-
-def delivery_list(*, webhook: Webhook, limit: int = 100) -> QuerySet[WebhookDelivery]:
-    return WebhookDelivery.objects.filter(webhook=webhook).order_by("-created_at", "-id")[:limit]
-
-
-def delivery_get(*, project: Project, pk: int) -> WebhookDelivery:
-    delivery = WebhookDelivery.objects.select_related("webhook").filter(webhook__project=project, pk=pk).first()
-    if delivery is None:
-        raise Http404("No such delivery in this project.")
-    return delivery
 
 
 def reviews_matching(*, project: Project, query: str = "") -> QuerySet[ReviewRequest]:

@@ -1,4 +1,4 @@
-"""Writes of reviews, release policies and webhooks. Each writes its audit event in its transaction."""
+"""Writes of reviews and release policies. Each writes its audit event in its transaction."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.models import ROLE_RANK, Membership, Project, Role
-from apps.audit.services import audit_record
+from apps.accounts.models import ROLE_RANK, Project, Role
+from apps.accounts.permissions import Forbidden, require_role, role_of
+from apps.audit.services import actor_repr, actor_user, audit_record
 from apps.prompts import services as prompt_services
 from apps.prompts.models import Label, PromptVersion, name_validator
-from apps.reviews import gate, notifications, release_checks, selectors, webhooks
+from apps.reviews import gate, notifications, release_checks, selectors
 from apps.reviews.models import (
     ACTIVE_STATUSES,
     ReleasePolicy,
@@ -21,20 +22,15 @@ from apps.reviews.models import (
     ReviewEventKind,
     ReviewRequest,
     ReviewStatus,
-    Webhook,
-    WebhookDelivery,
-    WebhookEvent,
 )
+from apps.webhooks import services as webhooks
+from apps.webhooks.models import WebhookEvent
 
 MAX_REQUIRED_APPROVALS = 10
 
 
 class ReviewError(Exception):
     """A refused review action; the message is shown to the user as is."""
-
-
-class ReviewForbidden(ReviewError):
-    """The actor's role does not allow this action (a view answers 403)."""
 
 
 class ReleaseConflict(ReviewError):
@@ -44,42 +40,12 @@ class ReleaseConflict(ReviewError):
 # --- who may do what ---------------------------------------------------------------------------
 
 
-def _user_of(actor: Any):
-    if actor is None or isinstance(actor, str):
-        return None
-    return getattr(actor, "audit_user", None) if hasattr(actor, "audit_repr") else actor
-
-
-def _repr(actor: Any) -> str:
-    if actor is None:
-        return "system"
-    if isinstance(actor, str):
-        return actor
-    return actor.audit_repr if hasattr(actor, "audit_repr") else actor.get_username()
-
-
-def _role(project_id: int, actor: Any) -> str | None:
-    user = _user_of(actor)
-    if user is None:
-        return None
-    return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
-
-
 def _require_person(actor: Any, what: str):
     """Reviews are decisions of people: an API key or a job cannot approve, request or release."""
-    user = _user_of(actor)
+    user = actor_user(actor)
     if user is None or hasattr(actor, "audit_repr"):
-        raise ReviewForbidden(f"{what} needs a signed-in person, not {_repr(actor)}.")
+        raise Forbidden(f"{what} needs a signed-in person, not {actor_repr(actor)}.")
     return user
-
-
-def _require_role(project_id: int, actor: Any, role: str, what: str) -> str:
-    held = _role(project_id, actor)
-    if held is None:
-        raise ReviewForbidden(f"{_repr(actor)} is not a member of this project.")
-    if ROLE_RANK[Role(held)] < ROLE_RANK[Role(role)]:
-        raise ReviewForbidden(f"{what} needs the {role} role; {_repr(actor)} is {held}.")
-    return held
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -101,8 +67,8 @@ def _event(review: ReviewRequest, kind: str, actor: Any, body: str = "") -> Revi
     return ReviewEvent.objects.create(
         review=review,
         kind=kind,
-        actor=_user_of(actor),
-        actor_repr=_repr(actor),
+        actor=actor_user(actor),
+        actor_repr=actor_repr(actor),
         body=body,
         version=review.version,
         content_hash=review.version.content_hash,
@@ -129,7 +95,7 @@ def _payload(review: ReviewRequest, actor: Any, **extra: Any) -> dict[str, Any]:
         "content_hash": review.version.content_hash,
         "label": review.label_name,
         "status": review.status,
-        "actor": _repr(actor),
+        "actor": actor_repr(actor),
         **extra,
     }
 
@@ -175,7 +141,7 @@ def policy_save(
     actor: Any,
 ) -> ReleasePolicy:
     """Create or change the policy of one label. Only project admins may."""
-    _require_role(project.pk, actor, Role.ADMIN, "Editing a release policy")
+    require_role(project_id=project.pk, actor=actor, role=Role.ADMIN, what="Editing a release policy")
     label_name = _label_name(label_name)
     if label_name in prompt_services.RESERVED_LABELS:
         raise ReviewError("'latest' follows the newest version by itself; it cannot have a release policy.")
@@ -196,7 +162,7 @@ def policy_save(
     policy.protected = protected
     policy.required_approvals = required_approvals
     policy.approver_roles = roles
-    policy.updated_by = _user_of(actor)
+    policy.updated_by = actor_user(actor)
     after = policy.as_audit()
     if before == after:
         return policy
@@ -230,7 +196,7 @@ def review_request_create(
     prompt = version.prompt
     project_id = prompt.project_id
     user = _require_person(actor, "Requesting a release")
-    _require_role(project_id, actor, Role.EDITOR, "Requesting a release")
+    require_role(project_id=project_id, actor=actor, role=Role.EDITOR, what="Requesting a release")
     label_name = _label_name(label_name)
     if label_name in prompt_services.RESERVED_LABELS:
         raise ReviewError("'latest' always follows the newest version; it cannot be released to.")
@@ -258,7 +224,7 @@ def review_request_create(
                 label_name=label_name,
                 description=description.strip(),
                 requested_by=user,
-                requested_by_repr=_repr(actor),
+                requested_by_repr=actor_repr(actor),
                 supersedes=supersedes,
             )
     except IntegrityError:
@@ -287,7 +253,7 @@ def review_request_create(
         review=review,
         recipients=recipients,
         subject=f"Review requested: {prompt.name} v{version.number} → {label_name}",
-        text=f"{_repr(actor)} asks you to review a release.\n\n{review.description}",
+        text=f"{actor_repr(actor)} asks you to review a release.\n\n{review.description}",
         actor=user,
     )
     return review
@@ -300,7 +266,7 @@ def _decide(review: ReviewRequest, actor: Any, kind: str, body: str) -> ReviewRe
     state = selectors.approval_state(review=review)
     allowed, why = selectors.can_approve(review=review, user=user, state=state)
     if not allowed:
-        raise ReviewForbidden(why)
+        raise Forbidden(why)
     latest = (
         ReviewEvent.objects.filter(
             review=review,
@@ -330,8 +296,8 @@ def _decide(review: ReviewRequest, actor: Any, kind: str, body: str) -> ReviewRe
     notifications.notify(
         review=review,
         recipients=[review.requested_by],
-        subject=f"{_repr(actor)} {verb} {review.prompt.name} v{review.version.number}",
-        text=body or f"{_repr(actor)} {verb} your release request.",
+        subject=f"{actor_repr(actor)} {verb} {review.prompt.name} v{review.version.number}",
+        text=body or f"{actor_repr(actor)} {verb} your release request.",
         actor=user,
     )
     return review
@@ -356,7 +322,7 @@ def review_comment(*, review: ReviewRequest, actor: Any, body: str) -> ReviewEve
     body = body.strip()
     if not body:
         raise ReviewError("Write a comment first.")
-    _require_role(review.project_id, actor, Role.EDITOR, "Commenting on a review")
+    require_role(project_id=review.project_id, actor=actor, role=Role.EDITOR, what="Commenting on a review")
     review = _lock(review)
     event = _event(review, ReviewEventKind.COMMENT, actor, body)
     review.save(update_fields=["updated_at"])
@@ -364,9 +330,9 @@ def review_comment(*, review: ReviewRequest, actor: Any, body: str) -> ReviewEve
     notifications.notify(
         review=review,
         recipients=[review.requested_by, *review.reviewers.all()],
-        subject=f"{_repr(actor)} commented on {review.prompt.name} v{review.version.number}",
+        subject=f"{actor_repr(actor)} commented on {review.prompt.name} v{review.version.number}",
         text=body,
-        actor=_user_of(actor),
+        actor=actor_user(actor),
     )
     return event
 
@@ -375,10 +341,10 @@ def review_comment(*, review: ReviewRequest, actor: Any, body: str) -> ReviewEve
 def review_withdraw(*, review: ReviewRequest, actor: Any) -> ReviewRequest:
     review = _lock(review)
     _require_active(review)
-    user = _user_of(actor)
+    user = actor_user(actor)
     is_requester = user is not None and user.pk == review.requested_by_id
-    if not is_requester and _role(review.project_id, actor) != Role.ADMIN:
-        raise ReviewForbidden("Only the requester or a project admin can withdraw a request.")
+    if not is_requester and role_of(project_id=review.project_id, actor=actor) != Role.ADMIN:
+        raise Forbidden("Only the requester or a project admin can withdraw a request.")
     before = review.status
     _set_status(review, ReviewStatus.WITHDRAWN)
     _event(review, ReviewEventKind.WITHDRAWN, actor)
@@ -393,7 +359,7 @@ def review_update(*, review: ReviewRequest, version: PromptVersion, actor: Any, 
     _require_active(review)
     user = _require_person(actor, "Updating a request")
     if user.pk != review.requested_by_id:
-        raise ReviewForbidden("Only the requester can update a request; ask them, or request a release yourself.")
+        raise Forbidden("Only the requester can update a request; ask them, or request a release yourself.")
     if version.prompt_id != review.prompt_id:
         raise ReviewError("That version belongs to another prompt.")
     if version.number <= review.version.number:
@@ -431,7 +397,7 @@ def review_release(*, review: ReviewRequest, actor: Any, expected_current_versio
     of two concurrent releases to one label, exactly one wins.
     """
     user = _require_person(actor, "Releasing")
-    _require_role(review.project_id, actor, Role.EDITOR, "Releasing")
+    require_role(project_id=review.project_id, actor=actor, role=Role.EDITOR, what="Releasing")
     # Lock order: policy, review, label. The policy row serializes releases to one label.
     policy = (
         ReleasePolicy.objects.select_for_update()
@@ -474,7 +440,7 @@ def review_release(*, review: ReviewRequest, actor: Any, expected_current_versio
     before = review.status
     review.status = ReviewStatus.RELEASED
     review.released_at = timezone.now()
-    review.released_by_repr = _repr(actor)
+    review.released_by_repr = actor_repr(actor)
     review.save(update_fields=["status", "released_at", "released_by_repr", "updated_at"])
     _event(review, ReviewEventKind.RELEASED, actor)
     _audit(
@@ -503,7 +469,7 @@ def review_release(*, review: ReviewRequest, actor: Any, expected_current_versio
         review=review,
         recipients=[review.requested_by, *review.reviewers.all()],
         subject=f"Released: {review.prompt.name} v{review.version.number} → {review.label_name}",
-        text=f"{_repr(actor)} released it.",
+        text=f"{actor_repr(actor)} released it.",
         actor=user,
     )
     return label
@@ -515,79 +481,3 @@ def open_requests_for_label(*, review: ReviewRequest) -> list[ReviewRequest]:
             prompt=review.prompt, label_name=review.label_name, status__in=ACTIVE_STATUSES
         ).exclude(pk=review.pk)
     )
-
-
-# --- webhooks ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def webhook_create(*, project: Project, url: str, events: list[str], actor: Any, description: str = "") -> Webhook:
-    _require_role(project.pk, actor, Role.ADMIN, "Managing webhooks")
-    try:
-        url = webhooks.check_url(url)
-    except webhooks.WebhookURLRefused as exc:
-        raise ReviewError(str(exc)) from None
-    events = [e for e in WebhookEvent.values if e in set(events) and e != WebhookEvent.PING]
-    if not events:
-        raise ReviewError("Choose at least one event to send.")
-    webhook = Webhook.objects.create(
-        project=project, url=url, events=events, description=description.strip()[:200], created_by=_user_of(actor)
-    )
-    audit_record(
-        project_id=project.pk, actor=actor, action="webhook.created", obj=webhook, after={"url": url, "events": events}
-    )
-    return webhook
-
-
-@transaction.atomic
-def webhook_set_active(*, webhook: Webhook, active: bool, actor: Any) -> Webhook:
-    _require_role(webhook.project_id, actor, Role.ADMIN, "Managing webhooks")
-    if webhook.active != active:
-        webhook.active = active
-        webhook.save(update_fields=["active"])
-        audit_record(
-            project_id=webhook.project_id,
-            actor=actor,
-            action="webhook.changed",
-            obj=webhook,
-            before={"active": not active},
-            after={"active": active},
-        )
-    return webhook
-
-
-@transaction.atomic
-def webhook_delete(*, webhook: Webhook, actor: Any) -> None:
-    _require_role(webhook.project_id, actor, Role.ADMIN, "Managing webhooks")
-    audit_record(
-        project_id=webhook.project_id,
-        actor=actor,
-        action="webhook.deleted",
-        obj=webhook,
-        before={"url": webhook.url, "events": webhook.events},
-    )
-    webhook.delete()
-
-
-@transaction.atomic
-def webhook_ping(*, webhook: Webhook, actor: Any) -> WebhookDelivery:
-    _require_role(webhook.project_id, actor, Role.ADMIN, "Managing webhooks")
-    delivery = webhooks._delivery(
-        webhook, WebhookEvent.PING, {"message": "Hello from Prompt Studio", "actor": _repr(actor)}
-    )
-    webhooks.enqueue_after_commit(delivery)
-    return delivery
-
-
-@transaction.atomic
-def delivery_retry(*, delivery: WebhookDelivery, actor: Any) -> WebhookDelivery:
-    """Send a failed delivery again (same body, same id, a fresh set of attempts)."""
-    _require_role(delivery.webhook.project_id, actor, Role.ADMIN, "Managing webhooks")
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
-    if delivery.status != "failed":
-        raise ReviewError("Only a failed delivery can be sent again.")
-    delivery.status = "pending"
-    delivery.attempts = 0
-    delivery.save(update_fields=["status", "attempts"])
-    webhooks.enqueue_after_commit(delivery)
-    return delivery

@@ -14,10 +14,4 @@ urlpatterns = [
     path("<int:pk>/release/", views.review_release, name="release"),
     path("policies/", views.policy_list, name="policies"),
     path("policies/save/", views.policy_save, name="policy_save"),
-    path("webhooks/", views.webhook_list, name="webhooks"),
-    path("webhooks/<int:pk>/", views.webhook_detail, name="webhook"),
-    path("webhooks/<int:pk>/active/", views.webhook_active, name="webhook_active"),
-    path("webhooks/<int:pk>/delete/", views.webhook_delete, name="webhook_delete"),
-    path("webhooks/<int:pk>/ping/", views.webhook_ping, name="webhook_ping"),
-    path("deliveries/<int:pk>/retry/", views.delivery_retry, name="delivery_retry"),
 ]

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,7 +13,7 @@ from apps.prompts import selectors as prompt_selectors
 from apps.prompts.content import Content, content_of, sample_preview
 from apps.prompts.diff import content_diff
 from apps.reviews import evidence, release_checks, selectors, services
-from apps.reviews.forms import DecisionForm, PolicyForm, ReleaseRequestForm, UpdateForm, WebhookForm
+from apps.reviews.forms import DecisionForm, PolicyForm, ReleaseRequestForm, UpdateForm
 from apps.reviews.models import ReviewRequest
 
 
@@ -56,8 +55,6 @@ def request_create(request: HttpRequest, prompt_name: str, number: int) -> HttpR
                 reviewer_ids=data["reviewers"],
                 actor=request.user,
             )
-        except services.ReviewForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.ReviewError as exc:
             form.add_error("label", str(exc))
         else:
@@ -142,8 +139,6 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Changes requested; the author was told.")
             else:
                 services.review_comment(review=review, actor=request.user, body=body)
-        except services.ReviewForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.ReviewError as exc:
             form.add_error("body", str(exc))
         else:
@@ -159,8 +154,6 @@ def review_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     review = selectors.review_get(project=request.project, pk=pk)
     try:
         services.review_withdraw(review=review, actor=request.user)
-    except services.ReviewForbidden as exc:
-        raise PermissionDenied(str(exc))
     except services.ReviewError as exc:
         messages.error(request, str(exc))
     else:
@@ -179,8 +172,6 @@ def review_update(request: HttpRequest, pk: int) -> HttpResponse:
     version = prompt_selectors.version_get(prompt=review.prompt, number=form.cleaned_data["version"])
     try:
         new = services.review_update(review=review, version=version, actor=request.user, note=form.cleaned_data["note"])
-    except services.ReviewForbidden as exc:
-        raise PermissionDenied(str(exc))
     except services.ReviewError as exc:
         messages.error(request, str(exc))
         return _to_detail(review)
@@ -200,8 +191,6 @@ def review_release(request: HttpRequest, pk: int) -> HttpResponse:
         return _to_detail(review)
     try:
         label = services.review_release(review=review, actor=request.user, expected_current_version_id=expected)
-    except services.ReviewForbidden as exc:
-        raise PermissionDenied(str(exc))
     except services.ReviewError as exc:
         messages.error(request, str(exc))
     else:
@@ -231,8 +220,6 @@ def policy_save(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             policy = services.policy_save(project=request.project, actor=request.user, **data)
-        except services.ReviewForbidden as exc:
-            raise PermissionDenied(str(exc))
         except services.ReviewError as exc:
             form.add_error(None, str(exc))
         else:
@@ -240,74 +227,3 @@ def policy_save(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Policy saved: {policy.label_name} is {state}.")
             return redirect("reviews:policies", project_slug=request.project.slug)
     return render(request, "reviews/policy_list.html", _policy_context(request, form), status=400)
-
-
-@require_http_methods(["GET", "POST"])
-@project_role_required(Role.ADMIN)
-def webhook_list(request: HttpRequest) -> HttpResponse:
-    form = WebhookForm(request.POST or None)
-    context: dict[str, Any] = {"form": form}
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                webhook = services.webhook_create(project=request.project, actor=request.user, **form.cleaned_data)
-            except services.ReviewError as exc:
-                form.add_error("url", str(exc))
-            else:
-                # The secret is shown in this response only; it is never put in a message or the URL.
-                context["new_webhook"] = webhook
-                form = WebhookForm()
-                context["form"] = form
-        if form.errors:
-            status = 400
-    context["webhooks"] = selectors.webhook_list(project=request.project)
-    return render(request, "reviews/webhook_list.html", context, status=status)
-
-
-@require_GET
-@project_role_required(Role.ADMIN)
-def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = selectors.webhook_get(project=request.project, pk=pk)
-    context = {"webhook": webhook, "deliveries": selectors.delivery_list(webhook=webhook)}
-    template = "reviews/webhook_detail.html#deliveries" if request.htmx else "reviews/webhook_detail.html"
-    return render(request, template, context)
-
-
-@require_POST
-@project_role_required(Role.ADMIN)
-def webhook_active(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = selectors.webhook_get(project=request.project, pk=pk)
-    services.webhook_set_active(webhook=webhook, active=request.POST.get("active") == "1", actor=request.user)
-    return redirect("reviews:webhook", project_slug=request.project.slug, pk=webhook.pk)
-
-
-@require_POST
-@project_role_required(Role.ADMIN)
-def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = selectors.webhook_get(project=request.project, pk=pk)
-    services.webhook_delete(webhook=webhook, actor=request.user)
-    messages.success(request, f"Webhook {webhook.url} deleted.")
-    return redirect("reviews:webhooks", project_slug=request.project.slug)
-
-
-@require_POST
-@project_role_required(Role.ADMIN)
-def webhook_ping(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = selectors.webhook_get(project=request.project, pk=pk)
-    services.webhook_ping(webhook=webhook, actor=request.user)
-    messages.success(request, "Ping queued; its delivery appears below.")
-    return redirect("reviews:webhook", project_slug=request.project.slug, pk=webhook.pk)
-
-
-@require_POST
-@project_role_required(Role.ADMIN)
-def delivery_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    delivery = selectors.delivery_get(project=request.project, pk=pk)
-    try:
-        services.delivery_retry(delivery=delivery, actor=request.user)
-    except services.ReviewError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Delivery queued again.")
-    return redirect("reviews:webhook", project_slug=request.project.slug, pk=delivery.webhook_id)

@@ -45,3 +45,14 @@ def test_a_task_sent_to_one_queue_runs_once(start_worker):
     heartbeat.apply_async(kwargs={"token": token}, queue="experiments")
     assert _wait_for(lambda: WorkerHeartbeat.objects.filter(token=token).exists())
     worker.stop()
+
+
+@pytest.mark.worker
+def test_a_real_worker_reports_itself_alive_and_withdraws_when_stopped(start_worker):
+    from apps.core import heartbeats
+
+    worker = start_worker()
+    assert _wait_for(lambda: heartbeats.status("worker").ok)
+    assert WorkerHeartbeat.objects.filter(role="worker", pid=worker.pid).exists()
+    worker.stop()
+    assert _wait_for(lambda: not WorkerHeartbeat.objects.filter(role="worker", pid=worker.pid).exists(), 15)

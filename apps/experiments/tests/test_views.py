@@ -95,3 +95,27 @@ def test_the_progress_fragment_and_csv_export(client_for, editor, project, simul
     export = client.get(f"/p/acme/experiments/{experiment.pk}/export.csv")
     lines = b"".join(export.streaming_content).decode().splitlines()
     assert lines[0].startswith("row,variant,repeat,status") and len(lines) == 4
+
+
+def test_a_running_experiment_with_no_live_worker_says_so_instead_of_a_time_left(
+    client_for, editor, project, simulated_endpoint
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.core import heartbeats
+    from apps.core.models import WorkerHeartbeat
+
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=3)
+    client = client_for(editor)
+    client.post(f"/p/acme/experiments/{experiment.pk}/start/")
+    heartbeats.beat(role="worker", hostname="celery@gone")
+    WorkerHeartbeat.objects.update(seen_at=timezone.now() - timedelta(minutes=5))
+    fragment = client.get(f"/p/acme/experiments/{experiment.pk}/?part=progress", HTTP_HX_REQUEST="true")
+    assert b'id="no-worker"' in fragment.content and b"No worker is running" in fragment.content
+    assert b"the last one was seen 300 s ago" in fragment.content
+    assert b"s left" not in fragment.content
+    heartbeats.beat(role="worker", hostname="celery@gone")
+    page = client.get(f"/p/acme/experiments/{experiment.pk}/")
+    assert b'id="no-worker"' not in page.content

@@ -8,9 +8,11 @@ import pytest
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent
+from apps.playground import services as playground_services
+from apps.playground.models import PlaygroundRun
 from apps.prompts.tests.factories import PromptFactory, make_version
 from apps.providers import crypto, gateway, services
-from apps.providers.models import EndpointCheck, ModelEndpoint, PlaygroundRun
+from apps.providers.models import EndpointCheck, ModelEndpoint
 
 KEY = "sk-live-SECRET-4f9a8b7c6d5e4f3a2b1c-WXYZ"
 
@@ -99,19 +101,19 @@ def test_it_never_shows_or_logs_the_key(project, admin, client_for, sim_server, 
     sim_server.configure(api_key=KEY)
 
     client.post(
-        reverse("providers:playground", args=[project.slug]),
+        reverse("playground:playground", args=[project.slug]),
         {"prompt": "greet", "version": "1", "intent": "run", "template": "Hello {{ name }}", "var-name": "Ada",
          "endpoints": [endpoint.pk]},
     )  # fmt: skip
     run = PlaygroundRun.objects.get()
-    result = services.playground_result_execute(result_id=run.results.get().pk)
+    result = playground_services.playground_result_execute(result_id=run.results.get().pk)
     assert result.output == "Hello Ada"
 
     for url in (
         reverse("providers:endpoints", args=[project.slug]),
         reverse("providers:endpoint_edit", args=[project.slug, endpoint.pk]),
-        reverse("providers:playground", args=[project.slug]) + "?prompt=greet",
-        reverse("providers:run", args=[project.slug, run.pk]),
+        reverse("playground:playground", args=[project.slug]) + "?prompt=greet",
+        reverse("playground:run", args=[project.slug, run.pk]),
         reverse("audit:list", args=[project.slug]),
         reverse("admin:providers_modelendpoint_change", args=[endpoint.pk]),
     ):
@@ -161,7 +163,7 @@ def test_it_keeps_the_key_when_the_form_leaves_it_empty_and_removes_it_on_reques
 def test_it_refuses_a_key_pasted_into_a_prompt_and_sends_nothing(project, editor, client_for, simulated_endpoint):
     endpoint = simulated_endpoint(api_key=KEY)
     response = client_for(editor).post(
-        reverse("providers:playground", args=[project.slug]),
+        reverse("playground:playground", args=[project.slug]),
         {"intent": "run", "kind": "text", "template": f"Use the key {KEY} please", "endpoints": [endpoint.pk]},
     )
     assert response.status_code == 400
@@ -175,7 +177,7 @@ def test_it_refuses_a_prompt_holding_something_shaped_like_a_provider_key(
 ):
     endpoint = simulated_endpoint()
     response = client_for(editor).post(
-        reverse("providers:playground", args=[project.slug]),
+        reverse("playground:playground", args=[project.slug]),
         {"intent": "run", "kind": "text", "template": "key: sk-proj-abcdefghijklmnopqrstuvwxyz012345",
          "endpoints": [endpoint.pk]},
     )  # fmt: skip

@@ -220,6 +220,40 @@ def test_it_reports_progress_while_installing(settings, tmp_path):
     assert local_models.readiness()[0] is False and "LOCAL_MODELS=false" in local_models.readiness()[1]
 
 
+def test_the_builds_own_percentage_reaches_the_status(settings, tmp_path):
+    """A build that prints make's or ninja's progress moves the status with it, not 5% for the whole build."""
+    settings.LOCAL_MODELS_DIR = tmp_path
+    tmp_path.mkdir(exist_ok=True)
+    script = (
+        "import sys, time\n"
+        "print('Building wheel for llama-cpp-python (pyproject.toml): started', flush=True)\n"
+        "for line in ['[  4%] Building C object ggml.c.o', '[ 50%] Building CXX object llama.cpp.o',"
+        " '[100%] Linking CXX shared library libllama.so', '[120/240] Building CXX object x.o']:\n"
+        "    print(line, flush=True); time.sleep(0.05)\n"
+    )
+    seen: list[tuple[str, int]] = []
+
+    def report(step: str, progress: int) -> None:
+        seen.append((step, progress))
+        local_models.write_status("installing", step=step, progress=progress)
+
+    result = local_models.run_build(
+        [sys.executable, "-c", script], env=dict(os.environ), log_path=tmp_path / "install.log", report=report,
+        span=(5, 55),
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert seen == [
+        ("building llama-cpp-python: 4% of the build", 7),
+        ("building llama-cpp-python: 50% of the build", 30),
+        ("building llama-cpp-python: 100% of the build", 55),
+        ("building llama-cpp-python: 50% of the build", 30),
+    ]
+    assert "[ 50%] Building CXX object" in (tmp_path / "install.log").read_text()
+    status = local_models.read_status()
+    assert status["progress"] == 30 and "50% of the build" in status["step"]
+    assert local_models.build_percent(b"-- Configuring done") is None
+
+
 def _installed_home(spec: local_models.ModelSpec = local_models.DEFAULT_MODEL) -> Path | None:
     for folder in (Path(django_settings.LOCAL_MODELS_DIR), Path(django_settings.BASE_DIR) / "data" / "local_models"):
         if (folder / "venv" / "bin" / "python").exists() and (folder / "models" / spec.filename).exists():

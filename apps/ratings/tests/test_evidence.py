@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.accounts.permissions import Forbidden
 from apps.prompts.models import Label
 from apps.prompts.tests.factories import PromptFactory, make_version
 from apps.ratings import services
@@ -87,7 +88,7 @@ def test_thresholds_that_are_not_required_are_shown_but_do_not_block(setting, ca
 
 def test_only_an_admin_sets_thresholds_and_bad_ones_are_named(setting, cast):
     policy, *_ = setting
-    with pytest.raises(services.RatingForbidden):
+    with pytest.raises(Forbidden):
         services.evidence_rules_save(policy=policy, rules=RULES, actor=cast.author)
     with pytest.raises(services.RatingError, match="Name the evaluator"):
         services.evidence_rules_save(policy=policy, rules={"min_pass_rate": 0.9}, actor=cast.admin)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.accounts.permissions import Forbidden
 from apps.audit.models import AuditEvent
 from apps.ratings import selectors, services
 from apps.ratings.models import Assignment, AssignmentStatus, PairwiseJudgement, QueueItem, Rating
@@ -42,7 +43,7 @@ def test_a_rating_is_checked_against_the_form_and_replaced_not_duplicated(experi
 
 def test_a_viewer_cannot_rate(experiment, member):
     viewer = member("viewer", "vera")
-    with pytest.raises(services.RatingForbidden):
+    with pytest.raises(Forbidden):
         services.rating_submit(cell=experiment.cells.first(), rater=viewer, data={"score": "3"})
 
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import apps.reviews.models
+import apps.webhooks.models
 
 
 class Migration(migrations.Migration):
@@ -146,7 +147,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("url", models.CharField(max_length=500)),
                 ("events", models.JSONField(default=list)),
-                ("secret", models.CharField(default=apps.reviews.models.new_webhook_secret, max_length=64)),
+                ("secret", models.CharField(default=apps.webhooks.models.new_webhook_secret, max_length=64)),
                 ("active", models.BooleanField(default=True)),
                 ("description", models.CharField(blank=True, max_length=200)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),

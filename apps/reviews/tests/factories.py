@@ -7,7 +7,7 @@ import factory
 from apps.accounts.tests.factories import ProjectFactory
 from apps.prompts.models import Label
 from apps.reviews import services
-from apps.reviews.models import ReleasePolicy, Webhook
+from apps.reviews.models import ReleasePolicy
 
 
 class ReleasePolicyFactory(factory.django.DjangoModelFactory):
@@ -18,15 +18,6 @@ class ReleasePolicyFactory(factory.django.DjangoModelFactory):
     label_name = "production"
     protected = True
     required_approvals = 1
-
-
-class WebhookFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Webhook
-
-    project = factory.SubFactory(ProjectFactory)
-    url = "http://127.0.0.1:9/hook"
-    events = factory.LazyFunction(lambda: ["label.released", "review.requested", "review.approved"])
 
 
 def label_version_id(prompt, label_name: str = "production") -> int | None:

@@ -76,8 +76,8 @@ def test_the_django_admin_cannot_edit_a_release_policy(client_for, superuser, po
 
 
 def test_the_django_admin_does_not_show_webhook_secrets(client_for, superuser, project):
-    from apps.reviews.tests.factories import WebhookFactory
+    from apps.webhooks.tests.factories import WebhookFactory
 
     webhook = WebhookFactory(project=project)
-    page = client_for(superuser).get(f"/admin/reviews/webhook/{webhook.pk}/change/")
+    page = client_for(superuser).get(f"/admin/webhooks/webhook/{webhook.pk}/change/")
     assert page.status_code == 200 and webhook.secret not in page.content.decode()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from apps.accounts.permissions import Forbidden
 from apps.prompts.tests.factories import make_version
 from apps.reviews import selectors, services
 from apps.reviews.models import ReviewStatus
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_the_author_cannot_approve_even_as_admin(prompt, policy, cast, project):
     own = make_version(prompt, "Admin's own {{ name }}", actor=cast.admin, samples={"name": "Dana"})
     review = services.review_request_create(version=own, label_name="production", actor=cast.author)
-    with pytest.raises(services.ReviewForbidden, match="You wrote this version"):
+    with pytest.raises(Forbidden, match="You wrote this version"):
         services.review_approve(review=review, actor=cast.admin)
     review.refresh_from_db()
     assert review.status == ReviewStatus.OPEN
@@ -24,7 +25,7 @@ def test_the_author_cannot_approve_even_as_admin(prompt, policy, cast, project):
 
 def test_the_requester_cannot_approve_their_own_request(prompt, policy, cast):
     review = services.review_request_create(version=version(prompt, 2), label_name="production", actor=cast.reviewer)
-    with pytest.raises(services.ReviewForbidden, match="asked for its release"):
+    with pytest.raises(Forbidden, match="asked for its release"):
         services.review_approve(review=review, actor=cast.reviewer)
 
 
@@ -100,7 +101,7 @@ def test_an_api_key_cannot_approve(prompt, policy, cast):
         audit_user = None
 
     review = services.review_request_create(version=version(prompt, 2), label_name="production", actor=cast.author)
-    with pytest.raises(services.ReviewForbidden, match="signed-in person"):
+    with pytest.raises(Forbidden, match="signed-in person"):
         services.review_approve(review=review, actor=ApiKey())
 
 

@@ -7,10 +7,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from apps.reviews import services, webhooks
-from apps.reviews.models import DeliveryStatus, Webhook, WebhookDelivery
+from apps.reviews import services
 from apps.reviews.tests.conftest import version
-from apps.reviews.tests.factories import WebhookFactory, approved, label_version_id
+from apps.reviews.tests.factories import approved, label_version_id
+from apps.webhooks import services as webhooks
+from apps.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
+from apps.webhooks.tests.factories import WebhookFactory
 
 
 class Receiver:
@@ -82,7 +84,7 @@ def _verify(secret: str, request: dict) -> bool:
 def test_a_real_worker_delivers_signed_events_of_a_release(start_worker, receiver, prompt, policy, cast, project):
     start_worker(env_overrides={"WEBHOOK_ALLOW_PRIVATE": "true"})
     server = receiver()
-    hook = services.webhook_create(
+    hook = webhooks.webhook_create(
         project=project,
         url=server.url,
         events=["review.requested", "review.approved", "label.released"],
@@ -112,7 +114,7 @@ def test_a_failing_receiver_gets_retries_with_backoff_and_the_same_signed_body(
     start_worker(env_overrides={"WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_RETRY_BASE_SECONDS": "0.5"})
     server = receiver(fail_first=2)
     hook = WebhookFactory(project=project, url=server.url)
-    services.webhook_ping(webhook=hook, actor=cast.admin)
+    webhooks.webhook_ping(webhook=hook, actor=cast.admin)
 
     assert server.wait_for(3, timeout=45)
     assert len({r["body"] for r in server.requests}) == 1  # every attempt sends the same bytes
@@ -127,7 +129,7 @@ def test_a_failing_receiver_gets_retries_with_backoff_and_the_same_signed_body(
 
 @pytest.mark.django_db
 def test_deliveries_stop_after_the_last_attempt(project, settings):
-    from apps.reviews.tasks import deliver_webhook
+    from apps.webhooks.tasks import deliver_webhook
 
     settings.WEBHOOK_MAX_ATTEMPTS = 1
     hook = WebhookFactory(project=project, url="http://127.0.0.1:9/nothing-listens-here")
@@ -182,7 +184,7 @@ def test_it_accepts_a_public_address(settings):
 
 @pytest.mark.django_db
 def test_a_delivery_to_an_address_that_turned_private_is_refused(project, settings):
-    from apps.reviews.tasks import deliver_webhook
+    from apps.webhooks.tasks import deliver_webhook
 
     hook = WebhookFactory(project=project, url="http://127.0.0.1:9/x")
     delivery = webhooks._delivery(hook, "ping", {})
