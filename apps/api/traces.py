@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -308,7 +309,10 @@ def feedback(request: Request) -> Response:
     return Response({"id": score.score_id, "trace_id": score.trace_id, "span_id": score.span_id}, status=202)
 
 
-def trace_dict(trace: Trace) -> dict[str, Any]:
+def trace_dict(trace: Trace | dict[str, Any]) -> dict[str, Any]:
+    """A trace (a model, or a row of the list's selector) as the API shows it."""
+    if isinstance(trace, dict):
+        trace = SimpleNamespace(**trace)
     return {
         "trace_id": trace.trace_id,
         "name": trace.name,

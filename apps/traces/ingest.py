@@ -49,6 +49,12 @@ SCORE_COLUMNS = (
     "project_id", "score_id", "trace_id", "span_id", "name", "data_type", "value", "string_value", "comment",
     "end_user_id", "source", "created_at",
 )  # fmt: skip
+TRACE_COLUMNS = (
+    "project_id", "trace_id", "name", "start_time", "end_time", "duration_ms", "status", "span_count",
+    "generation_count", "input_tokens", "output_tokens", "cost", "model", "prompt_name", "prompt_version_number",
+    "prompt_label", "prompt_version_id", "input_text", "output_text", "user_id", "session_id", "environment",
+    "tags", "metadata", "flags", "feedback_count", "feedback_mean", "updated_at",
+)  # fmt: skip
 TRACE_TEXT_CHARS = 2_000  # of a trace's input and output kept on the trace row (lists and search)
 
 
@@ -234,8 +240,18 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def bulk_insert_ignore(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], json_columns: set[str]):
-    """Insert rows, skipping those whose unique key exists: COPY on PostgreSQL, executemany on SQLite."""
+def bulk_insert_ignore(
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    json_columns: set[str],
+    *,
+    on_conflict: str = "ON CONFLICT DO NOTHING",
+):
+    """Insert rows, skipping (or, with `on_conflict`, updating) those whose unique key exists.
+
+    COPY into a temporary table then one INSERT ... SELECT on PostgreSQL; `executemany` on SQLite.
+    """
     if not rows:
         return
     json_at = [i for i, c in enumerate(columns) if c in json_columns]
@@ -257,8 +273,7 @@ def bulk_insert_ignore(table: str, columns: tuple[str, ...], rows: list[tuple[An
                 for row in rows:
                     copy.write_row(encoded(row))
             cursor.execute(
-                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {load} "  # noqa: S608
-                "ON CONFLICT DO NOTHING"
+                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {load} {on_conflict}"  # noqa: S608
             )
             cursor.execute(f"DROP TABLE {load}")
         else:
@@ -272,7 +287,7 @@ def bulk_insert_ignore(table: str, columns: tuple[str, ...], rows: list[tuple[An
                 prepared.append(row)
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(
-                f"INSERT INTO {table} ({column_list}) VALUES ({marks}) ON CONFLICT DO NOTHING",  # noqa: S608
+                f"INSERT INTO {table} ({column_list}) VALUES ({marks}) {on_conflict}",  # noqa: S608
                 prepared,
             )
 
@@ -357,12 +372,13 @@ def traces_recompute(
             _summarize(trace, rows_of, record, from_spans.get(trace_id, {}), feedback.get(trace_id, []), now)
             rows.append(trace)
     if rows:
-        Trace.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["project", "trace_id"],
-            update_fields=[f.name for f in Trace._meta.concrete_fields if f.name not in ("id", "project", "trace_id")],
-            batch_size=500,
+        updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+        bulk_insert_ignore(
+            Trace._meta.db_table,
+            TRACE_COLUMNS,
+            [tuple(getattr(t, c) for c in TRACE_COLUMNS) for t in rows],
+            {"tags", "metadata", "flags"},
+            on_conflict=f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {updated}",
         )
 
 

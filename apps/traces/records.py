@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -149,10 +149,11 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 def payload_dumps(spans: list[SpanRecord], traces: list[TraceRecord], scores: list[ScoreRecord]) -> str:
     """The records as JSON that every database stores: no NUL character, no lone surrogate (replaced by '?')."""
+    # vars(), not dataclasses.asdict(): the values are already plain JSON values, and asdict deep-copies them.
     document = {
-        "spans": [asdict(s) for s in spans],
-        "traces": [asdict(t) for t in traces],
-        "scores": [asdict(s) for s in scores],
+        "spans": [vars(s) for s in spans],
+        "traces": [vars(t) for t in traces],
+        "scores": [vars(s) for s in scores],
     }
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
     text = _NUL_ESCAPE.sub(r"\1", text)

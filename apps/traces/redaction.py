@@ -32,8 +32,16 @@ _NAMED_SECRET = re.compile(
 )
 
 
+# Every secret pattern contains one of these (lower-cased); a text with none is not scanned further.
+_MARKERS = ("sk-", "ps_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "gsk_", "private key",
+            "key", "secret", "passw", "token", "bearer")  # fmt: skip
+
+
 def mask_secrets(text: str) -> str:
     if len(text) < 12:
+        return text
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
         return text
     text = _SECRETS.sub(SECRET_MASK, text)
     return _NAMED_SECRET.sub(lambda m: m.group(1) + SECRET_MASK, text)

@@ -192,6 +192,9 @@ def test_it_filters_and_pages_with_a_cursor(client, api, ingest_key):
     assert [t["trace_id"] for t in api(ingest_key).get("/api/v1/traces?status=error").json()["traces"]] == [ids[4]]
     assert [t["trace_id"] for t in api(ingest_key).get("/api/v1/traces?q=number 3").json()["traces"]] == [ids[3]]
     assert len(api(ingest_key).get("/api/v1/traces?since=2h&min_latency_ms=500").json()["traces"]) == 5
+    assert api(ingest_key).get("/api/v1/traces?q=100%25_off").json()["traces"] == []  # LIKE wildcards are text
+    assert len(api(ingest_key).get("/api/v1/traces?min_cost=0.00001&max_cost=1").json()["traces"]) == 5
+    assert api(ingest_key).get("/api/v1/traces?feedback=any").json()["traces"] == []
     bad = api(ingest_key).get("/api/v1/traces?since=last-week")
     assert bad.status_code == 400 and bad.json()["field"] == "since"
     assert api(ingest_key).get("/api/v1/traces?cursor=zzz").json()["code"] == "invalid_filter"
