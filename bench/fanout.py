@@ -14,11 +14,19 @@ workers). Prints:
   workers have, with nothing of the studio around them (`litellm_floor_vs_ideal` shows how far
   that floor itself is from the ideal);
 - cells per second, and the workers' CPU milliseconds per cell (their processes' CPU time during the run,
-  from /proc; start-up excluded: a 100-cell experiment warms the workers first);
+  from /proc; start-up excluded: a 100-cell experiment warms the workers first) beside the litellm
+  floor's own CPU milliseconds per cell;
 - the mean number of calls in flight at the server, and how busy the machine's CPUs were.
 
-Each worker runs as `make run` starts one: prefork with two processes. BENCH_WORKERS,
-BENCH_CONCURRENCY, BENCH_POOL and BENCH_BATCH_SIZE vary that.
+Each worker runs as docker-compose starts one: prefork with two processes, two workers.
+BENCH_WORKERS, BENCH_CONCURRENCY, BENCH_POOL and BENCH_WINDOW (EXPERIMENT_WINDOW) vary that.
+BENCH_AS_MAKE_RUN=1 measures the one worker that `make run` starts instead: runstudio's command lines
+(the worker on both queues with WORKER_CONCURRENCY processes, and beat beside it) and the studio's
+default settings.
+
+BENCH_FAULTS=0.2 injects faults into that share of the calls, to the studio and to the floor alike:
+two fifths 429 with `Retry-After: 1`, two fifths 500, one fifth hangs (cut by the endpoint's 2 s
+timeout); the endpoint retries up to 6 times (target: fanout_vs_litellm_floor <= 1.25).
 
 Runs standalone: `python bench/fanout.py`. A temporary SQLite database and the
 file broker unless DATABASE_URL / CELERY_BROKER_URL / REDIS_URL are set (then
@@ -39,11 +47,27 @@ from pathlib import Path
 CELLS = int(os.environ.get("BENCH_FANOUT_CELLS", "2000"))
 LATENCY_MS = 100
 CONCURRENCY = 50
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+AS_MAKE_RUN = os.environ.get("BENCH_AS_MAKE_RUN", "") not in ("", "0", "false")
+WORKERS = 1 if AS_MAKE_RUN else int(os.environ.get("BENCH_WORKERS", "2"))
 WARM_UP_ROWS = 50
 # Each worker as `make run` and docker-compose start one: prefork, two processes (Celery's default on two cores).
-POOL = os.environ.get("BENCH_POOL", "prefork")
-PROCESSES = int(os.environ.get("BENCH_CONCURRENCY", "2"))
+POOL = "prefork" if AS_MAKE_RUN else os.environ.get("BENCH_POOL", "prefork")
+PROCESSES = int(os.environ.get("WORKER_CONCURRENCY" if AS_MAKE_RUN else "BENCH_CONCURRENCY", "2"))
+FAULTS = float(os.environ.get("BENCH_FAULTS", "0") or 0)
+TIMEOUT = 2 if FAULTS else 30
+RETRIES = 6 if FAULTS else 3
+
+
+def faults() -> dict:
+    """The simulated server's faults for BENCH_FAULTS (none when it is 0)."""
+    if not FAULTS:
+        return {}
+    return {
+        "fail_429": FAULTS * 0.4, "retry_after": 1, "fail_500": FAULTS * 0.4,
+        "hang": FAULTS * 0.2, "hang_seconds": 5, "seed": 7,
+    }  # fmt: skip
+
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -54,8 +78,8 @@ def setup_django(workdir: Path) -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["LOCAL_MODELS"] = "false"
-    if os.environ.get("BENCH_BATCH_SIZE"):
-        os.environ["EXPERIMENT_BATCH_SIZE"] = os.environ["BENCH_BATCH_SIZE"]
+    if os.environ.get("BENCH_WINDOW") and not AS_MAKE_RUN:
+        os.environ["EXPERIMENT_WINDOW"] = os.environ["BENCH_WINDOW"]
     import django
 
     django.setup()
@@ -76,32 +100,24 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
     for index in range(WORKERS):
         ready = workdir / f"worker-{index}.ready"
         env = {**os.environ, "DATABASE_URL": database_url(), "STUDIO_WORKER_READY_FILE": str(ready)}
-        workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "studio",
-                    "worker",
-                    "-Q",
-                    "experiments",
-                    "--pool",
-                    POOL,
-                    "--concurrency",
-                    str(PROCESSES),
-                    "--loglevel",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-n",
-                    f"bench{index}@%h",
-                ],
-                cwd=ROOT,
-                env=env,
-            )  # fmt: skip
-        )
+        if AS_MAKE_RUN:  # runstudio's own command lines: this worker, and beat beside it (started below)
+            command = [
+                sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "interactive,experiments",
+                "--concurrency", str(PROCESSES), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "celery", "-A", "studio", "worker", "-Q", "experiments", "--pool", POOL,
+                "--concurrency", str(PROCESSES), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                "-n", f"bench{index}@%h",
+            ]  # fmt: skip
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=env))
+    if AS_MAKE_RUN:
+        beat = [
+            sys.executable, "-m", "celery", "-A", "studio", "beat", "--loglevel", "WARNING",
+            "--schedule", str(workdir / "celerybeat-schedule"),
+        ]  # fmt: skip
+        workers.append(subprocess.Popen(beat, cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url()}))
     deadline = time.monotonic() + 90
     while not all((workdir / f"worker-{i}.ready").exists() for i in range(WORKERS)):
         if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
@@ -195,28 +211,37 @@ def _floor_process(calls: int, concurrency: int, api_base: str, ready, results, 
     import django
 
     django.setup()
+    import resource
+
     from apps.providers import gateway
 
     target = gateway.Target(
-        name="floor", model="openai/echo", api_base=api_base, max_concurrency=concurrency, timeout=30,
-        own_server=True, limiter_key="floor",
+        name="floor", model="openai/echo", api_base=api_base, max_concurrency=concurrency, timeout=TIMEOUT,
+        max_retries=RETRIES, own_server=True, limiter_key="floor",
     )  # fmt: skip
 
-    async def calls_of_this_process() -> float:
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    async def calls_of_this_process() -> tuple[float, float]:
         async def one(n: int) -> None:
-            await gateway.agenerate(target, messages=[{"role": "user", "content": f"question number {n}"}])
+            try:
+                await gateway.agenerate(target, messages=[{"role": "user", "content": f"question number {n}"}])
+            except gateway.GatewayError:
+                pass  # a call that failed for good, as a cell would
 
         await asyncio.gather(*(one(n) for n in range(concurrency)))  # warm: imports, connection pool
         ready.put(True)
         go.wait()
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu()  # the warm-up's imports are not counted
         await asyncio.gather(*(one(n) for n in range(calls)))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, cpu() - cpu_before
 
     results.put(asyncio.run(calls_of_this_process()))
 
 
-def litellm_floor(url: str) -> float:
+def litellm_floor(url: str) -> tuple[float, float]:
     """What litellm alone allows here: the same calls through the gateway in as many processes as the
     workers have, the endpoint's concurrency split between them; no Celery, database or shared limiter."""
     import multiprocessing
@@ -231,10 +256,10 @@ def litellm_floor(url: str) -> float:
     for _ in children:
         ready.get(timeout=120)
     go.set()  # all at once, as the workers run
-    seconds = max(results.get(timeout=300) for _ in children)
+    measured = [results.get(timeout=600) for _ in children]
     for child in children:
         child.join(timeout=30)
-    return seconds
+    return max(seconds for seconds, _cpu in measured), sum(cpu for _seconds, cpu in measured)
 
 
 def main() -> None:
@@ -271,7 +296,8 @@ def run(workdir: Path) -> None:
 
     server = ModelServer(Behaviour(latency_ms=LATENCY_MS)).start()
     raw_seconds = raw_http(server.url, CELLS)
-    floor_seconds = litellm_floor(server.url)
+    server.configure(latency_ms=LATENCY_MS, **faults())
+    floor_seconds, floor_cpu = litellm_floor(server.url)
     server.reset()
     server.configure(latency_ms=LATENCY_MS)
 
@@ -292,7 +318,7 @@ def run(workdir: Path) -> None:
     )
     endpoint = endpoint_create(
         project=project, actor="bench", name="sim", kind=EndpointKind.SIMULATED, model="openai/echo",
-        api_base=server.url, max_concurrency=CONCURRENCY, timeout_seconds=30,
+        api_base=server.url, max_concurrency=CONCURRENCY, timeout_seconds=TIMEOUT, max_retries=RETRIES,
     )  # fmt: skip
 
     def experiment(name: str, dataset_version) -> Experiment:
@@ -326,7 +352,7 @@ def run(workdir: Path) -> None:
     try:
         run_to_the_end(experiment("warm-up", warm), [])
         server.reset()
-        server.configure(latency_ms=LATENCY_MS)
+        server.configure(latency_ms=LATENCY_MS, **faults())
         samples: list[int] = []
         cpu_before, machine_before = cpu_seconds(workers), machine_busy()
         started = time.perf_counter()
@@ -344,7 +370,8 @@ def run(workdir: Path) -> None:
     ideal = CELLS * (LATENCY_MS / 1000) / CONCURRENCY
     print(
         f"cells: {CELLS} ({done} done), latency {LATENCY_MS} ms, concurrency {CONCURRENCY}, "
-        f"workers {WORKERS} x {PROCESSES} ({POOL}), batch {settings.EXPERIMENT_BATCH_SIZE}"
+        f"workers {WORKERS} x {PROCESSES} ({POOL}{', as make run starts it' if AS_MAKE_RUN else ''}), "
+        f"window {settings.EXPERIMENT_WINDOW}, faults {FAULTS:.0%}"
     )
     print(f"database: {connection_vendor()}, broker: {settings.CELERY_BROKER_URL.split('://')[0]}")
     print(
@@ -356,13 +383,13 @@ def run(workdir: Path) -> None:
     print(f"litellm_floor_vs_ideal: {floor_seconds / ideal:.2f}")
     print(f"fanout_vs_litellm_floor: {wall / floor_seconds:.2f}")
     print(f"cells_per_second: {done / wall:.0f}")
-    print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f}")
+    print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f} (litellm floor: {floor_cpu * 1000 / CELLS:.2f})")
     print(f"mean_calls_in_flight: {sum(samples) / max(len(samples), 1):.1f} of {CONCURRENCY}")
     if os.environ.get("BENCH_TRACE"):
         step = max(len(samples) // 60, 1)
         means = (round(sum(samples[i : i + step]) / step) for i in range(0, len(samples), step))
         print("in flight over time:", " ".join(map(str, means)))
-    print(f"machine_cpu_busy: {busy:.0%} of {os.cpu_count()} cores")
+    print(f"machine_cpu_busy: {busy:.0%} of {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
 
 
 def connection_vendor() -> str:

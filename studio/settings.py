@@ -8,6 +8,7 @@ See the settings table in README.md for every variable.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "apps.ratings",
     "apps.traces",
     "apps.api",
+    "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
 # Every app's demo data (seed_demo): installed last, since it imports them all, and only on the embedded
 # default (DEBUG on); a production configuration has no demo app, so it cannot seed the known login.
@@ -76,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a refused sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -177,7 +180,8 @@ HEARTBEAT_STALE_SECONDS = env_float("HEARTBEAT_STALE_SECONDS", 30.0, minimum=2.0
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 # How long `make run` waits for a child to stop after SIGTERM before it kills the child's whole session.
 RUNSTUDIO_STOP_SECONDS = env_float("RUNSTUDIO_STOP_SECONDS", 10.0, minimum=0.5)
-EXPERIMENT_SWEEP_SECONDS = env_float("EXPERIMENT_SWEEP_SECONDS", 30.0, minimum=1.0)
+# Beat sweeps expired claims this often, and so does every worker (so a dead beat stops nothing).
+EXPERIMENT_SWEEP_SECONDS = env_float("EXPERIMENT_SWEEP_SECONDS", 10.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.heartbeat", "schedule": 30.0, "options": {"expires": 25}},
     "experiments-sweep": {
@@ -191,8 +195,10 @@ CELERY_BEAT_SCHEDULE: dict = {
 EXPERIMENT_BATCH_SIZE = env_int("EXPERIMENT_BATCH_SIZE", 50, minimum=1)
 EXPERIMENT_MAX_CALLS = env_int("EXPERIMENT_MAX_CALLS", 200_000, minimum=1)
 EXPERIMENT_MAX_REPEATS = env_int("EXPERIMENT_MAX_REPEATS", 20, minimum=1)
-# A batch renews its cells' claims every third of this; a dead worker's cells are swept after it expires.
-EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 60, minimum=3)
+# Calls one worker process keeps in flight per experiment; it claims the next cells as calls end.
+EXPERIMENT_WINDOW = env_int("EXPERIMENT_WINDOW", 50, minimum=1)
+# A worker renews its cells' claims every quarter of this; a killed worker's cells are taken over once it expires.
+EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 12, minimum=3)
 # A pending cell whose batch message has not run for this long is enqueued again (a lost message).
 EXPERIMENT_REQUEUE_SECONDS = env_int("EXPERIMENT_REQUEUE_SECONDS", 900, minimum=10)
 
@@ -222,6 +228,23 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed sign-ins for one
+# account, or from one address, further attempts are refused for LOGIN_LOCKOUT_MINUTES
+# (429 and a page that says so), even with the right password. The studio login and
+# the admin login share it. A successful sign-in clears the account's failures.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -291,6 +314,10 @@ LOGGING = {
 TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 200, minimum=1)
 TEMPLATE_RENDER_MAX_CHARS = env_int("TEMPLATE_RENDER_MAX_CHARS", 200_000, minimum=100)
 TEMPLATE_MAX_SOURCE_CHARS = env_int("TEMPLATE_MAX_SOURCE_CHARS", 100_000, minimum=100)
+# Templates that are not plain render in worker processes with these bounds (prompt_studio.sandbox).
+TEMPLATE_RENDER_ISOLATION = env_bool("TEMPLATE_RENDER_ISOLATION", True)
+TEMPLATE_RENDER_WORKERS = env_int("TEMPLATE_RENDER_WORKERS", 2, minimum=1)
+TEMPLATE_RENDER_MEMORY_MB = env_int("TEMPLATE_RENDER_MEMORY_MB", 256, minimum=64)
 
 # --- Reviews: emails and webhooks --------------------------------------------
 # The address of the studio as users reach it, for links in review emails.

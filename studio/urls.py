@@ -2,18 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from apps.accounts import views as account_views
 from apps.core import views as core_views
 
 urlpatterns = [
     path("api/", include("apps.api.urls")),  # first: apps call it many times a second
-    path("", core_views.home, name="home"),
+    path("", account_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("apps.accounts.urls")),
     path("p/<slug:project_slug>/prompts/", include("apps.prompts.urls")),
-    path("p/<slug:project_slug>/audit/", include("apps.audit.urls")),
+    path("p/<slug:project_slug>/audit/", include("apps.accounts.audit_urls")),
     path("p/<slug:project_slug>/reviews/", include("apps.reviews.urls")),
     path("p/<slug:project_slug>/reviews/webhooks/", include("apps.webhooks.urls")),
     path("p/<slug:project_slug>/", include("apps.providers.urls")),

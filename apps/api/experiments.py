@@ -255,7 +255,7 @@ def _cell(cell: Cell) -> dict[str, Any]:
 )
 @api_view(["GET"])
 def experiment_summary(request: Request, experiment_id: int) -> Response:
-    from apps.ratings.selectors import experiment_rating_summary
+    from apps.ratings.summary import experiment_rating_summary
 
     experiment = _experiment(request.auth.project_id, experiment_id)
     return Response(experiment_rating_summary(experiment=experiment))

@@ -27,7 +27,6 @@ from apps.api.auth import HasWriteScope
 from apps.api.cache import KeyInfo
 from apps.api.errors import ApiError
 from apps.api.lean import LeanGetView
-from apps.prompts import selectors as prompt_selectors
 from apps.prompts import services as prompt_services
 from apps.prompts.content import ContentProblem, build_content, content_of, render_content
 from apps.prompts.models import NAME_PATTERN, PromptVersion
@@ -257,11 +256,8 @@ def _version_create(request: Request, name: str) -> Response:
             )
         except ContentProblem as exc:
             raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
-        newest = prompt_selectors.version_newest(prompt=prompt)
-        if newest is not None and newest.content_hash == content.hash() and data["parent_version"] == newest.number:
-            return Response({**selectors.version_body(newest), "created": False}, status=200)
         try:
-            version = prompt_services.prompt_version_create(
+            version, created = prompt_services.prompt_version_save(
                 prompt=prompt,
                 content=content,
                 parent_number=data["parent_version"],
@@ -269,12 +265,12 @@ def _version_create(request: Request, name: str) -> Response:
                 actor=api_key,
             )
         except prompt_services.StaleParent as exc:
-            raise ApiError(409, "stale_parent", str(exc), newest_version=exc.newest.number)
+            raise ApiError(409, exc.code, str(exc), newest_version=exc.newest.number)
         except ContentProblem as exc:
             raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
         except prompt_services.PromptError as exc:
-            raise ApiError(409, "conflict", str(exc))
-    return Response({**selectors.version_body(version), "created": True}, status=201)
+            raise ApiError(409, exc.code, str(exc))
+    return Response({**selectors.version_body(version), "created": created}, status=201 if created else 200)
 
 
 @extend_schema(
@@ -298,20 +294,17 @@ def label_move(request: Request, name: str, label: str) -> Response:
     version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
     if version is None:
         raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
-    current = prompt_selectors.version_by_label(prompt=prompt, label_name=label)
-    body = {"name": name, "label": label, "version": version.number}
-    if current is not None and current.pk == version.pk:
-        return Response({**body, "previous_version": version.number, "moved": False})
     try:
-        prompt_services.label_move(
+        outcome = prompt_services.label_set(
             prompt=prompt, label_name=label, version=version, actor=api_key, reason=data["reason"] or "moved by API"
         )
     except prompt_services.LabelMoveRefused as exc:
-        detail = str(exc) if "review" in str(exc).lower() else f"A review is required to move {label}: {exc}"
-        raise ApiError(403, "review_required", detail, label=label)
+        raise ApiError(403, exc.code, str(exc), label=label)
     except prompt_services.PromptError as exc:
-        raise ApiError(409, "conflict", str(exc))
-    return Response({**body, "previous_version": current.number if current else None, "moved": True})
+        raise ApiError(409, exc.code, str(exc))
+    previous = outcome.previous.number if outcome.previous else None
+    return Response({"name": name, "label": label, "version": version.number, "previous_version": previous,
+                     "moved": outcome.moved})  # fmt: skip
 
 
 @extend_schema(exclude=True)

@@ -146,28 +146,3 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluator.name}={self.value}"
-
-
-class EndpointSlot(models.Model):
-    """A lease on one of an endpoint's concurrent call slots (the embedded default's shared limiter)."""
-
-    endpoint_id = models.BigIntegerField(db_index=True)
-    holder = models.CharField(max_length=32)
-    expires_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"slot of endpoint {self.endpoint_id} until {self.expires_at}"
-
-
-class EndpointRateWindow(models.Model):
-    """Calls started in one minute on one endpoint (the embedded default's requests-per-minute counter)."""
-
-    endpoint_id = models.BigIntegerField()
-    window = models.BigIntegerField(help_text="Minutes since the epoch.")
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["endpoint_id", "window"], name="rate_window_unique")]
-
-    def __str__(self) -> str:
-        return f"endpoint {self.endpoint_id} minute {self.window}: {self.count}"

@@ -1,12 +1,23 @@
-"""Runs one batch of cells: claim them, call the models concurrently, write each result once.
+"""Runs an experiment's cells as a continuous pull: a window of calls in flight, refilled as each one ends.
+
+A `run_batch` task starts a puller in its worker process. The puller claims the
+batch's cells, then keeps up to EXPERIMENT_WINDOW calls in flight: as calls end
+and their results are written, it claims the experiment's next pending cells
+(and, now and then, cells whose claim expired: a killed worker's). So a slow
+call (a hang, a long Retry-After) holds only its own slot and its own place in
+the window, never a whole batch. The puller ends when nothing is left to
+claim and its last call has been written; a message for cells that another
+puller already took finds nothing to claim and ends at once.
 
 The calls run on an asyncio loop in a helper thread that lives as long as the
 worker process (so HTTP connection pools and the limiter's Redis client are
-reused from batch to batch); the task's own thread owns the database: it
-writes each result as it arrives, renews the claims, watches the experiment
-for pause, cancel and budget, and tells the calls to stop. A result is
-written only while this batch still holds the cell's claim, so a batch
-delivered twice, or a cell swept from a dead worker, is never written twice.
+reused); the gateway takes each call's endpoint slot and minute budget, and
+checks the prompt for keys and the local model for readiness. The task's own
+thread owns the database: it claims, writes each result as it arrives,
+renews its claims (EXPERIMENT_CLAIM_SECONDS, renewed every quarter of it), and
+watches the experiment for pause, cancel and budget. A result is written only
+while this puller still holds the cell's claim, so a message delivered twice,
+or a cell swept from a dead worker, is never written twice.
 """
 
 from __future__ import annotations
@@ -28,12 +39,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.experiments import evaluators, limits, services
+from apps.experiments import evaluators, services
 from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experiment, ExperimentStatus, Score
 from apps.prompts import sandbox
 from apps.prompts.content import content_of, render_content
 from apps.providers import gateway
-from apps.providers import services as provider_services
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Job:
     cell_id: int
+    token: str
     endpoint_id: int
     target: Any
     messages: list[dict] | None
@@ -53,6 +64,7 @@ class Job:
 @dataclass
 class Outcome:
     cell_id: int
+    token: str
     completion: Any = None
     error: Any = None
     scores: list[tuple[int, evaluators.Score | None, str]] = field(default_factory=list)
@@ -67,13 +79,25 @@ def call_params(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return params
 
 
-def _claim(experiment_id: int, cell_ids: list[int], token: str) -> list[Cell]:
+def _claim(experiment_id: int, token: str, *, cell_ids: list[int] | None = None, limit: int = 0, expired=False):
+    """Claim cells for `token` in one UPDATE: the given ones, or up to `limit` pending (or expired) ones.
+
+    The UPDATE re-checks each row's state, so two workers racing for a cell never both get it.
+    """
     now = timezone.now()
     lease = timedelta(seconds=settings.EXPERIMENT_CLAIM_SECONDS)
-    claimable = Q(status=CellStatus.PENDING) | Q(status=CellStatus.RUNNING, claim_expires_at__lt=now)
-    Cell.objects.filter(claimable, pk__in=cell_ids, experiment_id=experiment_id).update(
+    expired_claim = Q(status=CellStatus.RUNNING, claim_expires_at__lt=now)
+    if cell_ids is not None:
+        chosen = Cell.objects.filter(Q(status=CellStatus.PENDING) | expired_claim, pk__in=cell_ids)
+    else:
+        which = expired_claim if expired else Q(status=CellStatus.PENDING)
+        ids = Cell.objects.filter(which, experiment_id=experiment_id).values("pk")[:limit]
+        chosen = Cell.objects.filter(which, pk__in=ids)
+    claimed = chosen.filter(experiment_id=experiment_id).update(
         status=CellStatus.RUNNING, claim_token=token, claim_expires_at=now + lease, started_at=now
     )
+    if not claimed:
+        return []
     return list(
         Cell.objects.filter(claim_token=token, status=CellStatus.RUNNING).select_related(
             "item", "variant__prompt_version", "variant__endpoint"
@@ -94,15 +118,15 @@ def _fail(cell_id: int, token: str, kind: str, message: str, attempts: int = 0) 
     )
 
 
-def _prepare(cells: list[Cell], token: str) -> list[Job]:
-    jobs, targets, contents = [], {}, {}
+def _prepare(cells: list[Cell], token: str, targets: dict, contents: dict) -> list[Job]:
+    """The calls of claimed cells; a cell that cannot be called (its prompt does not render, its endpoint's
+    key is unreadable) fails at once. `targets` and `contents` are the puller's caches by variant."""
+    jobs = []
     for cell in cells:
         variant = cell.variant
         if variant.pk not in contents:
             contents[variant.pk] = content_of(variant.prompt_version)
             try:
-                # A local model still installing fails the cell with its progress ("rerun failed" later).
-                provider_services.endpoint_refuse_unready(endpoint=variant.endpoint)
                 targets[variant.pk] = gateway.Target.from_endpoint(variant.endpoint)
             except gateway.GatewayError as exc:
                 targets[variant.pk] = exc
@@ -119,6 +143,7 @@ def _prepare(cells: list[Cell], token: str) -> list[Job]:
         jobs.append(
             Job(
                 cell_id=cell.pk,
+                token=token,
                 endpoint_id=variant.endpoint_id,
                 target=target,
                 messages=rendered if isinstance(rendered, list) else None,
@@ -182,12 +207,11 @@ class Ledger:
 _loop_lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
-_limiter = None
 
 
 def _calls_loop() -> asyncio.AbstractEventLoop:
     """This process's loop for model calls, started on first use (after a prefork worker has forked)."""
-    global _loop, _loop_pid, _limiter
+    global _loop, _loop_pid
     with _loop_lock:
         if _loop is None or _loop_pid != os.getpid() or not _loop.is_running():
             loop = asyncio.new_event_loop()
@@ -195,43 +219,32 @@ def _calls_loop() -> asyncio.AbstractEventLoop:
             loop.call_soon(running.set)
             threading.Thread(target=loop.run_forever, name="experiment-calls", daemon=True).start()
             running.wait(10)
-            _loop, _loop_pid, _limiter = loop, os.getpid(), None
+            _loop, _loop_pid = loop, os.getpid()
         return _loop
 
 
-def _shared_limiter():
-    global _limiter
-    if _limiter is None:  # only ever touched from the calls loop's thread
-        _limiter = limits.make_limiter()
-    return _limiter
-
-
-async def _run_jobs(jobs, configs, judges, results: queue.Queue, stop: threading.Event, ledger: Ledger):
-    limiter = _shared_limiter()
+async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger: Ledger):
+    """Call each job (the gateway waits for its slot) and put exactly one Outcome per job on `results`."""
 
     async def one(job: Job) -> None:
-        outcome = Outcome(job.cell_id)
+        outcome = Outcome(job.cell_id, job.token)
         try:
-            async with limits.endpoint_slot(
-                limiter,
-                endpoint_id=job.endpoint_id,
-                concurrency=job.target.max_concurrency,
-                per_minute=job.target.requests_per_minute,
-                stopped=stop.is_set,
-            ) as granted:
-                if not granted or stop.is_set() or ledger.exhausted:
-                    outcome.not_started = True
-                    return
-                try:
-                    outcome.completion = await gateway.agenerate(
-                        job.target, messages=job.messages, prompt=job.prompt, params=job.params
-                    )
-                    ledger.add(outcome.completion.cost)
-                except gateway.GatewayError as exc:
-                    outcome.error = exc
+            if stopped():
+                outcome.not_started = True
+                return
+            try:
+                outcome.completion = await gateway.agenerate(
+                    job.target, messages=job.messages, prompt=job.prompt, params=job.params, stopped=stopped
+                )
+                ledger.add(outcome.completion.cost)
+            except gateway.CallNotStarted:
+                outcome.not_started = True
+                return
+            except gateway.GatewayError as exc:
+                outcome.error = exc
             if outcome.completion is not None and configs:
                 outcome.scores = await _score_all(outcome.completion.output, job, configs, judges)
-        except Exception as exc:  # a bug must fail the cell with its message, not the whole batch
+        except Exception as exc:  # a bug must fail the cell with its message, not the whole puller
             outcome.error = gateway.GatewayError("provider_error", f"{type(exc).__name__}: {exc}", retryable=False)
         finally:
             results.put(outcome)
@@ -251,7 +264,7 @@ def _done_statement() -> str:
     return f"UPDATE {table} SET {columns} WHERE id = %s AND claim_token = %s AND status = %s"  # noqa: S608 - names only
 
 
-def _done_row(outcome: Outcome, token: str, now) -> list[Any]:
+def _done_row(outcome: Outcome, now) -> list[Any]:
     done = outcome.completion
     values = {
         "status": CellStatus.DONE,
@@ -268,11 +281,11 @@ def _done_row(outcome: Outcome, token: str, now) -> list[Any]:
         "claim_expires_at": None,
     }
     row = [Cell._meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DONE_COLUMNS]
-    return [*row, outcome.cell_id, token, CellStatus.RUNNING]
+    return [*row, outcome.cell_id, outcome.token, CellStatus.RUNNING]
 
 
-def _write(outcomes: list[Outcome], token: str) -> Decimal:
-    """Store each outcome whose cell this batch still holds; returns the cost added.
+def _write(outcomes: list[Outcome]) -> Decimal:
+    """Store each outcome whose cell its claim still holds; returns the cost added.
 
     The finished cells are one executemany of an UPDATE guarded by the claim (the ORM's per-row
     query building cost more CPU than the call itself); when fewer rows changed than were sent,
@@ -282,21 +295,21 @@ def _write(outcomes: list[Outcome], token: str) -> Decimal:
     for outcome in outcomes:
         if not outcome.not_started and outcome.error is not None:
             error = outcome.error
-            _fail(outcome.cell_id, token, error.kind, error.message, getattr(error, "attempts", 1))
-    # not_started: still held by this batch; _settle_after_stop puts them back or cancels them.
+            _fail(outcome.cell_id, outcome.token, error.kind, error.message, getattr(error, "attempts", 1))
+    # not_started: still held by this puller; _settle_after_stop puts them back or cancels them.
     if not done:
         return Decimal(0)
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.executemany(_done_statement(), [_done_row(o, token, now) for o in done])
+        cursor.executemany(_done_statement(), [_done_row(o, now) for o in done])
         changed = cursor.rowcount
     if changed != len(done):
         ours = set(
-            Cell.objects.filter(
-                pk__in=[o.cell_id for o in done], claim_token=token, status=CellStatus.DONE, finished_at=now
-            ).values_list("pk", flat=True)
+            Cell.objects.filter(pk__in=[o.cell_id for o in done], status=CellStatus.DONE, finished_at=now).values_list(
+                "pk", "claim_token"
+            )
         )
-        done = [o for o in done if o.cell_id in ours]
+        done = [o for o in done if (o.cell_id, o.token) in ours]
     scores = [
         Score(
             cell_id=outcome.cell_id,
@@ -314,71 +327,144 @@ def _write(outcomes: list[Outcome], token: str) -> Decimal:
     return sum((o.completion.cost or Decimal(0) for o in done), Decimal(0))
 
 
+class Puller:
+    """One worker process's continuous pull on one experiment (see the module's docstring)."""
+
+    def __init__(self, experiment: Experiment):
+        self.experiment_id = experiment.pk
+        self.budget = experiment.budget
+        self.window = settings.EXPERIMENT_WINDOW
+        self.lease = settings.EXPERIMENT_CLAIM_SECONDS
+        # Every claim of this puller has its own token, all starting with this prefix (renewed together).
+        self.prefix = uuid.uuid4().hex[:20]
+        self.rounds = 0
+        self.targets: dict[int, Any] = {}
+        self.contents: dict[int, Any] = {}
+        self.configs = list(EvaluatorConfig.objects.filter(experiment_id=experiment.pk))
+        judge_ids = {c.params.get("endpoint_id") for c in self.configs if c.kind not in evaluators.PURE}
+        from apps.providers.models import ModelEndpoint
+
+        self.judges = {e.pk: gateway.Target.from_endpoint(e) for e in ModelEndpoint.objects.filter(pk__in=judge_ids)}
+        self.results: queue.Queue[Outcome] = queue.Queue()
+        self.stop = threading.Event()
+        self.spent = services.spent_so_far(experiment.pk) if experiment.budget is not None else Decimal(0)
+        self.ledger = Ledger(self.spent, experiment.budget)
+        self.calls: list[Any] = []
+        self.in_flight = 0
+        self.claimed = 0
+        self.called = 0
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or self.ledger.exhausted
+
+    def _token(self) -> str:
+        self.rounds += 1
+        return f"{self.prefix}{self.rounds:012x}"
+
+    def claim(self, **which) -> int:
+        """Claim cells and start their calls; returns how many cells were claimed."""
+        token = self._token()
+        cells = _claim(self.experiment_id, token, **which)
+        if not cells:
+            return 0
+        jobs = _prepare(cells, token, self.targets, self.contents)
+        self.claimed += len(cells)
+        if jobs:
+            self.called += len(jobs)
+            self.in_flight += len(jobs)
+            coroutine = _run_jobs(jobs, self.configs, self.judges, self.results, self.stopped, self.ledger)
+            self.calls.append(asyncio.run_coroutine_threadsafe(coroutine, _calls_loop()))
+        return len(cells)
+
+    def _take_arrived(self, first: Outcome) -> list[Outcome]:
+        arrived = [first]
+        while len(arrived) < 200:
+            try:
+                arrived.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        return arrived
+
+    def run(self, cell_ids: list[int]) -> dict[str, int]:
+        self.claim(cell_ids=cell_ids)
+        # Refill once a few places are free, so a finished call costs no claim query of its own.
+        refill_at = max(1, self.window // 10)
+        nothing_pending = False
+        now = time.monotonic()
+        # A task must end well within Celery's soft time limit: past this, claim nothing more, finish the calls
+        # in flight, and hand the rest of the experiment to a new message.
+        claim_until = now + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+        next_check, next_renewal, next_expired = now + 1.0, now + self.lease / 4, now + self.lease / 3
+        while True:
+            free = self.window - self.in_flight
+            if not nothing_pending and time.monotonic() > claim_until:
+                nothing_pending = True
+                self._hand_over()
+            if not nothing_pending and not self.stopped() and free >= (refill_at if self.in_flight else 1):
+                nothing_pending = self.claim(limit=free) == 0
+            if self.in_flight == 0 and (nothing_pending or self.stopped()):
+                break
+            try:
+                outcome = self.results.get(timeout=0.25)
+            except queue.Empty:
+                outcome = None
+                if all(call.done() for call in self.calls) and self.results.empty() and self.in_flight:
+                    logger.error("experiment %s: calls ended without reporting", self.experiment_id)
+                    break  # a bug: leave the claims to expire and the sweep
+            if outcome is not None:
+                arrived = self._take_arrived(outcome)
+                self.in_flight -= len(arrived)
+                with transaction.atomic():
+                    self.spent += _write(arrived)
+                if self.budget is not None and self.spent >= self.budget and not self.stop.is_set():
+                    self.stop.set()
+                    services.experiment_stop_for_budget(experiment_id=self.experiment_id, spent=self.spent)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 1.0
+                status = Experiment.objects.filter(pk=self.experiment_id).values_list("status", flat=True).first()
+                if status != ExperimentStatus.RUNNING:
+                    self.stop.set()
+            if now >= next_renewal:
+                next_renewal = now + self.lease / 4
+                self._renew()
+            if now >= next_expired and not self.stopped() and now <= claim_until:
+                # A killed worker's claims expire: take them over here rather than wait for a sweep.
+                next_expired = now + self.lease / 3
+                if self.claim(limit=max(1, self.window - self.in_flight), expired=True):
+                    nothing_pending = False
+        for call in self.calls:
+            try:
+                call.result(timeout=30)
+            except Exception:  # logged; the cells it did not report are swept once their claims expire
+                logger.exception("experiment %s: the calls of a puller failed", self.experiment_id)
+        _settle_after_stop(self.experiment_id, self.prefix)
+        services.experiment_finish_if_done(experiment_id=self.experiment_id)
+        return {"claimed": self.claimed, "called": self.called}
+
+    def _hand_over(self) -> None:
+        from apps.experiments.tasks import run_batch as run_batch_task
+
+        run_batch_task.delay(self.experiment_id, [])
+
+    def _renew(self) -> None:
+        Cell.objects.filter(
+            experiment_id=self.experiment_id, status=CellStatus.RUNNING, claim_token__startswith=self.prefix
+        ).update(claim_expires_at=timezone.now() + timedelta(seconds=self.lease))
+
+
 def run_batch(experiment_id: int, cell_ids: list[int]) -> dict[str, int]:
+    """Pull the experiment's cells, starting with `cell_ids`, until none is left to claim."""
     experiment = Experiment.objects.filter(pk=experiment_id).first()
     if experiment is None or experiment.status != ExperimentStatus.RUNNING:
         return {"claimed": 0}
-    token = uuid.uuid4().hex
-    cells = _claim(experiment_id, cell_ids, token)
-    jobs = _prepare(cells, token)
-    configs = list(EvaluatorConfig.objects.filter(experiment_id=experiment_id))
-    judge_ids = {c.params.get("endpoint_id") for c in configs if c.kind not in evaluators.PURE}
-    from apps.providers.models import ModelEndpoint
-
-    judges = {e.pk: gateway.Target.from_endpoint(e) for e in ModelEndpoint.objects.filter(pk__in=judge_ids)}
-    results: queue.Queue[Outcome] = queue.Queue()
-    stop = threading.Event()
-    spent = services.spent_so_far(experiment_id) if experiment.budget is not None else Decimal(0)
-    ledger = Ledger(spent, experiment.budget)
-    calls = asyncio.run_coroutine_threadsafe(_run_jobs(jobs, configs, judges, results, stop, ledger), _calls_loop())
-    lease = settings.EXPERIMENT_CLAIM_SECONDS
-    next_check, next_renewal = time.monotonic() + 1.0, time.monotonic() + lease / 3
-    waiting = len(jobs)  # the call thread puts exactly one outcome per job
-    while waiting:
-        try:
-            outcome = results.get(timeout=0.5)
-        except queue.Empty:
-            if calls.done() and results.empty():
-                break  # the calls ended without reporting (a bug): leave the claims to expire and the sweep
-            outcome = None
-        if outcome is not None:
-            # Write whatever else has arrived too, in one transaction: one commit for many cells.
-            arrived = [outcome]
-            while len(arrived) < 100:
-                try:
-                    arrived.append(results.get_nowait())
-                except queue.Empty:
-                    break
-            waiting -= len(arrived)
-            with transaction.atomic():
-                spent += _write(arrived, token)
-            if experiment.budget is not None and spent >= experiment.budget and not stop.is_set():
-                stop.set()
-                services.experiment_stop_for_budget(experiment_id=experiment_id, spent=spent)
-        now = time.monotonic()
-        if now >= next_check:
-            next_check = now + 1.0
-            status = Experiment.objects.filter(pk=experiment_id).values_list("status", flat=True).first()
-            if status != ExperimentStatus.RUNNING:
-                stop.set()
-        if now >= next_renewal:
-            next_renewal = now + lease / 3
-            Cell.objects.filter(claim_token=token, status=CellStatus.RUNNING).update(
-                claim_expires_at=timezone.now() + timedelta(seconds=lease)
-            )
-    try:
-        calls.result(timeout=30)
-    except Exception:  # logged; the cells it did not report are swept once their claims expire
-        logger.exception("experiment %s: the calls of a batch failed", experiment_id)
-    _settle_after_stop(experiment_id, token)
-    services.experiment_finish_if_done(experiment_id=experiment_id)
-    return {"claimed": len(cells), "called": len(jobs)}
+    return Puller(experiment).run(cell_ids)
 
 
-def _settle_after_stop(experiment_id: int, token: str) -> None:
-    """Cells this batch still holds go back to pending (pause) or are cancelled (cancel, budget)."""
+def _settle_after_stop(experiment_id: int, prefix: str) -> None:
+    """Cells this puller still holds go back to pending (pause) or are cancelled (cancel, budget)."""
     status = Experiment.objects.filter(pk=experiment_id).values_list("status", flat=True).first()
-    held = Cell.objects.filter(claim_token=token, status=CellStatus.RUNNING)
+    held = Cell.objects.filter(experiment_id=experiment_id, claim_token__startswith=prefix, status=CellStatus.RUNNING)
     if status in (ExperimentStatus.CANCELLED, ExperimentStatus.STOPPED):
         held.update(status=CellStatus.CANCELLED, claim_expires_at=None)
     else:

@@ -75,7 +75,7 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
         "form": form,
         "variant_formset": variant_formset,
         "evaluator_formset": evaluator_formset,
-        "evaluator_kinds": services.evaluator_kinds(),
+        "evaluator_kinds": selectors.evaluator_kinds(),
         **choices,
     }
     return render(request, "experiments/experiment_create.html", context)
@@ -109,8 +109,8 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
         }
     )
     if experiment.status == ExperimentStatus.DRAFT:
-        context["missing"] = services.experiment_missing_variables(experiment=experiment)
-        context["estimate"] = services.experiment_estimate(experiment=experiment)
+        context["missing"] = selectors.experiment_missing_variables(experiment=experiment)
+        context["estimate"] = selectors.experiment_estimate(experiment=experiment)
     elif any(s.done for s in summary):
         context["charts"] = charts.experiment_charts(summary=summary, experiment=experiment)
     if request.htmx and request.GET.get("part") == "results":

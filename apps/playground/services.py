@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.audit.services import actor_user
 from apps.datasets import selectors as dataset_selectors
 from apps.datasets import services as dataset_services
 from apps.datasets.models import Dataset, DatasetVersion, VersionSource
@@ -19,14 +19,12 @@ from apps.playground.models import PlaygroundResult, PlaygroundRun
 from apps.prompts.content import Content, render_content
 from apps.prompts.models import PromptVersion
 from apps.prompts.sandbox import TemplateProblem
-from apps.providers import crypto, gateway
+from apps.providers import gateway
+from apps.providers.gateway import guard as gateway_guard
 from apps.providers.models import ModelEndpoint, ResultStatus
-from apps.providers.services import endpoint_refuse_unready
 
 logger = logging.getLogger(__name__)
 
-# Shapes of well-known provider keys; a prompt that contains one is refused before anything is sent.
-_KEY_SHAPES = re.compile(r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35})\b")
 # A run that a killed worker left "running" may be claimed again after this long.
 ABANDONED_AFTER = timedelta(minutes=15)
 
@@ -44,20 +42,11 @@ def _texts(rendered: str | list[dict[str, str]]) -> str:
 
 
 def _refuse_keys_in_prompt(project: Project, text: str) -> None:
-    for endpoint in ModelEndpoint.objects.filter(project=project).exclude(api_key_encrypted=""):
-        try:
-            key = crypto.decrypt(endpoint.api_key_encrypted)
-        except crypto.KeyUnreadable:
-            continue
-        if len(key) >= 8 and key in text:
-            raise PlaygroundError(
-                f"The prompt contains the API key of the endpoint '{endpoint.name}'. Remove it; nothing was sent."
-            )
-    if _KEY_SHAPES.search(text):
-        raise PlaygroundError(
-            "The prompt contains what looks like a provider API key (sk-…, AKIA…, AIza…). "
-            "Keys belong in model endpoints, never in a prompt; nothing was sent."
-        )
+    """The gateway's own guard, run before the run is saved so the form can say so (the gateway runs it again)."""
+    try:
+        gateway.refuse_secrets(text, gateway_guard.project_secrets(project.pk))
+    except gateway.SecretInPrompt as exc:
+        raise PlaygroundError(exc.message) from None
 
 
 @transaction.atomic
@@ -85,7 +74,7 @@ def playground_run_create(
         version=version,
         content=content.as_dict(),
         variables=variables,
-        created_by=actor if hasattr(actor, "get_username") else None,
+        created_by=actor_user(actor),
     )
     for endpoint in endpoints:
         try:
@@ -150,7 +139,6 @@ def playground_result_execute(*, result_id: int) -> PlaygroundResult | None:
     try:
         if endpoint is None:
             raise gateway.GatewayError(gateway.ErrorKind.BAD_REQUEST, "The endpoint was deleted.", retryable=False)
-        endpoint_refuse_unready(endpoint=endpoint)
         messages, prompt = request.pop("messages", None), request.pop("prompt", None)
         if gateway.supports_streaming(endpoint):
             completion = _stream_into(result_id, endpoint, messages=messages, prompt=prompt, params=request)

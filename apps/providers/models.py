@@ -132,3 +132,32 @@ class EndpointCheck(models.Model):
     @property
     def is_stalled(self) -> bool:
         return not self.is_finished and self.created_at < timezone.now() - self.PATIENCE
+
+
+class EndpointSlot(models.Model):
+    """A lease on one of an endpoint's concurrent call slots (the shared limiter on PostgreSQL without Redis)."""
+
+    endpoint_id = models.BigIntegerField(db_index=True)
+    holder = models.CharField(max_length=32)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "experiments_endpointslot"  # made by the experiments app, which used to own it
+
+    def __str__(self) -> str:
+        return f"slot of endpoint {self.endpoint_id} until {self.expires_at}"
+
+
+class EndpointRateWindow(models.Model):
+    """Calls started in one minute on one endpoint (the shared minute budget on PostgreSQL without Redis)."""
+
+    endpoint_id = models.BigIntegerField()
+    window = models.BigIntegerField(help_text="Minutes since the epoch.")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "experiments_endpointratewindow"
+        constraints = [models.UniqueConstraint(fields=["endpoint_id", "window"], name="rate_window_unique")]
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id} minute {self.window}: {self.count}"

@@ -99,6 +99,7 @@ def _summaries(review) -> list[tuple[Any, dict[str, Any]]]:
     them twice: the evidence and the release checks). A release re-reads the review under a lock, so it
     always computes them afresh."""
     from apps.ratings import selectors
+    from apps.ratings import summary as rating_summary
 
     cached = getattr(review, "_rating_summaries", None)
     if cached is not None:
@@ -106,7 +107,7 @@ def _summaries(review) -> list[tuple[Any, dict[str, Any]]]:
     found = []
     for link in selectors.links_for_review(review=review):
         focus = (link.candidate.name, link.baseline.name) if link.baseline else None
-        found.append((link, selectors.experiment_rating_summary(experiment=link.experiment, focus=focus)))
+        found.append((link, rating_summary.experiment_rating_summary(experiment=link.experiment, focus=focus)))
     review._rating_summaries = found
     return found
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from apps.accounts.tests.factories import ProjectFactory
-from apps.experiments import services
+from apps.experiments import selectors, services
 from apps.experiments.models import Cell, CellStatus, ExperimentStatus
 from apps.experiments.tests.factories import build_experiment, make_rows
 
@@ -29,7 +29,7 @@ def test_it_reports_missing_variables_before_start_and_refuses_to_start(project,
     records = make_rows(3)
     records[1] = {"input": {"other": "x"}, "expected": None, "metadata": {}}
     experiment = build_experiment(project, editor, [simulated_endpoint()], records=records)
-    missing = services.experiment_missing_variables(experiment=experiment)
+    missing = selectors.experiment_missing_variables(experiment=experiment)
     assert len(missing) == 1
     assert missing[0].problems == {"variable 'question' is missing": 1}
     assert missing[0].example_rows == [2]
@@ -41,7 +41,7 @@ def test_it_reports_missing_variables_before_start_and_refuses_to_start(project,
 def test_it_estimates_calls_tokens_and_cost(project, editor, simulated_endpoint):
     endpoint = simulated_endpoint(price_input_per_mtok=Decimal("1"), price_output_per_mtok=Decimal("2"))
     experiment = build_experiment(project, editor, [endpoint], rows=4, repeats=2)
-    estimate = services.experiment_estimate(experiment=experiment)
+    estimate = selectors.experiment_estimate(experiment=experiment)
     assert estimate.calls == 8
     assert estimate.tokens_in > 0
     assert estimate.tokens_out == 8 * 256
@@ -87,55 +87,3 @@ def test_pause_resume_and_cancel_change_state_once(project, editor, simulated_en
     assert set(Cell.objects.filter(experiment=experiment).values_list("status", flat=True)) == {CellStatus.CANCELLED}
     with pytest.raises(services.ExperimentError, match="already ended"):
         services.experiment_cancel(experiment=experiment, actor=editor)
-
-
-def _slots_scenario(limiter, endpoint_id):
-    import asyncio
-    import concurrent.futures
-
-    async def scenario():
-        first = await limiter.try_acquire(endpoint_id, 2, "a")
-        second = await limiter.try_acquire(endpoint_id, 2, "b")
-        third = await limiter.try_acquire(endpoint_id, 2, "c")
-        await limiter.release(endpoint_id, "a")
-        again = await limiter.try_acquire(endpoint_id, 2, "d")
-        return first, second, third, again
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a browser test may have left a loop in this thread
-        return pool.submit(asyncio.run, scenario()).result()
-
-
-def test_the_file_limiter_hands_out_at_most_its_slots(tmp_path):
-    from apps.experiments import limits
-
-    assert _slots_scenario(limits.FileLimiter(tmp_path), 7) == (True, True, False, True)
-
-
-def test_file_limiters_share_slots_like_separate_processes(tmp_path):
-    """Two limiters open their own files, as two worker processes would: together they never exceed the limit."""
-    import asyncio
-
-    from apps.experiments import limits
-
-    other, mine = limits.FileLimiter(tmp_path), limits.FileLimiter(tmp_path)
-
-    async def scenario():
-        taken = [await other.try_acquire(3, 3, "o1"), await other.try_acquire(3, 3, "o2")]
-        taken += [await mine.try_acquire(3, 3, "m1"), await mine.try_acquire(3, 3, "m2")]
-        await other.release(3, "o1")
-        taken.append(await mine.try_acquire(3, 3, "m3"))
-        await other.close()  # a process that dies frees what it held
-        taken.append(await mine.try_acquire(3, 3, "m4"))
-        taken.append(await mine.try_acquire(3, 3, "m5"))
-        await mine.close()
-        return taken
-
-    assert asyncio.run(scenario()) == [True, True, True, False, True, True, False]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_database_limiter_hands_out_at_most_its_slots(simulated_endpoint):
-    from apps.experiments import limits
-
-    endpoint = simulated_endpoint()  # its threads use their own connections, so the row must be committed
-    assert _slots_scenario(limits.DatabaseLimiter(), endpoint.pk) == (True, True, False, True)

@@ -118,3 +118,63 @@ def test_endpoint_concurrency_is_bounded_across_workers(start_worker, project, e
     experiment = _wait_until_final(experiment)
     assert experiment.status == ExperimentStatus.FINISHED
     assert sim_server.peak_in_flight == 3  # two workers, each able to run a whole batch at once, share 3 slots
+
+
+def _pool_children(worker) -> list[int]:
+    children = []
+    for stat in __import__("pathlib").Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == worker.pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_a_killed_pool_childs_cells_come_back_in_seconds_with_the_default_lease(
+    start_worker, project, editor, simulated_endpoint, sim_server
+):
+    """No sweep from the test and the default lease: the worker's own pullers and sweeper take the cells back."""
+    import os
+    import signal
+
+    worker = start_worker(env_overrides=FAST_RETRIES)
+    sim_server.configure(latency_ms=150)
+    endpoint = simulated_endpoint(max_concurrency=4)
+    experiment = build_experiment(project, editor, [endpoint], rows=60, repeats=2)
+    services.experiment_start(experiment=experiment, actor=editor)
+    deadline = time.monotonic() + 60
+    while Cell.objects.filter(experiment=experiment, status=CellStatus.DONE).count() < 30:
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.1)
+    for child in _pool_children(worker):
+        os.kill(child, signal.SIGKILL)  # the main process stays and starts new pool children
+    killed_at = time.monotonic()
+    experiment = _wait_until_final(experiment, timeout=120)
+    took = time.monotonic() - killed_at
+    counts = _counts(experiment)
+    assert experiment.status == ExperimentStatus.FINISHED and counts[CellStatus.DONE] == 120, counts
+    # The old 60 s lease plus a 30 s sweep took 60-90 s; now the 12 s lease, plus new pool children starting
+    # (importing Django and litellm takes 10-20 s on a busy two-core machine).
+    assert took < 55, f"{took:.0f} s after the kill"
+    assert 120 <= len(sim_server.requests("/chat/completions")) <= 120 + 2 * 4
+
+
+def test_expired_claims_come_back_while_beat_is_down(start_worker, project, editor, simulated_endpoint, sim_server):
+    """The whole worker is killed and no beat runs: the next worker sweeps and finishes the experiment."""
+    env = {**FAST_RETRIES, "EXPERIMENT_CLAIM_SECONDS": "4", "EXPERIMENT_SWEEP_SECONDS": "2"}
+    first = start_worker(env_overrides=env)
+    sim_server.configure(latency_ms=150)
+    endpoint = simulated_endpoint(max_concurrency=4)
+    experiment = build_experiment(project, editor, [endpoint], rows=60, repeats=2)
+    services.experiment_start(experiment=experiment, actor=editor)
+    deadline = time.monotonic() + 60
+    while Cell.objects.filter(experiment=experiment, status=CellStatus.DONE).count() < 30:
+        assert time.monotonic() < deadline, "the first worker made no progress"
+        time.sleep(0.1)
+    first.kill()
+    start_worker(env_overrides=env)
+    experiment = _wait_until_final(experiment, timeout=120)  # no sweep_every: nothing but the worker sweeps
+    assert experiment.status == ExperimentStatus.FINISHED
+    assert _counts(experiment)[CellStatus.DONE] == 120

@@ -11,8 +11,14 @@ and is redacted from every log record of the process.
 litellm is imported lazily (it takes seconds) and configured for offline use:
 the bundled price map (`LITELLM_LOCAL_MODEL_COST_MAP=True`), no telemetry.
 
+The gateway is the single door: for every call (generate, agenerate, stream, astream, embed, and the
+LLM judges' calls, which are generate calls) it refuses a prompt holding a provider key, refuses a
+managed local model that is not serving yet, and takes the endpoint's slot and minute budget shared
+by every process of the studio (`limits`), so no caller can forget them.
+
 The package's modules: `calls` (targets, requests and the public calls), `streaming`, `errors` (the
-taxonomy and the retry rules), `limits` and `redaction`; `sdk` imports and configures litellm.
+taxonomy and the retry rules), `guard` (the checks before a call), `limits` (the shared slots) and
+`redaction`; `sdk` imports and configures litellm.
 Callers import the names below from `apps.providers.gateway`.
 """
 
@@ -35,12 +41,17 @@ from apps.providers.gateway.calls import (
     merge_params,
 )
 from apps.providers.gateway.errors import RETRYABLE, ErrorKind, GatewayError, backoff_delay, classify
+from apps.providers.gateway.guard import SecretInPrompt, refuse_secrets
+from apps.providers.gateway.limits import CallNotStarted
 from apps.providers.gateway.redaction import _remember_secret, redact
 from apps.providers.gateway.sdk import _litellm, warm_up
 from apps.providers.gateway.streaming import StreamedCompletion, StreamInterrupted, astream, stream, supports_streaming
 
 __all__ = [
     "RETRYABLE",
+    "CallNotStarted",
+    "SecretInPrompt",
+    "refuse_secrets",
     "Completion",
     "Embeddings",
     "ErrorKind",

@@ -11,14 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from apps.providers import crypto
+from apps.providers.gateway import guard, limits
 from apps.providers.gateway.errors import (
     ErrorKind,
     GatewayError,
+    _give_up,
     _log_outcome,
     _retry_delay,
     classify,
 )
-from apps.providers.gateway.limits import _limiter
 from apps.providers.gateway.redaction import _remember_secret
 from apps.providers.gateway.sdk import _litellm
 
@@ -45,6 +46,12 @@ class Target:
     # The studio's own OpenAI-compatible servers (simulated, local llama.cpp): chat goes through litellm's
     # generic OpenAI-compatible HTTP route instead of the openai SDK, about 1 ms less CPU per call.
     own_server: bool = False
+    # The endpoint whose shared slots and minute budget the calls take (None: limited in this process only).
+    endpoint_id: int | None = None
+    # The model of a managed local endpoint, whose readiness is checked before each call.
+    local_model: str = ""
+    # (endpoint name, key) of the project's endpoints: a prompt holding one of them is refused.
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_endpoint(cls, endpoint, *, with_key: bool = True) -> Target:
@@ -56,6 +63,9 @@ class Target:
                 raise GatewayError(ErrorKind.AUTH, str(exc), retryable=False) from None
             _remember_secret(api_key)
         return cls(
+            endpoint_id=endpoint.pk,
+            local_model=endpoint.model if endpoint.kind == "local" else "",
+            secrets=guard.project_secrets(endpoint.project_id) if with_key else (),
             name=endpoint.name,
             model=endpoint.model,
             api_base=endpoint.api_base,
@@ -267,45 +277,73 @@ def _resolve(target_or_endpoint: Any) -> Target:
     return target_or_endpoint if isinstance(target_or_endpoint, Target) else Target.from_endpoint(target_or_endpoint)
 
 
-def _run_sync(target: Target, what: str, call: Callable[[], Any], *, timeout: float, max_retries: int):
-    """Call with the endpoint's limits and the gateway's retries; returns (response, attempts, latency)."""
-    limiter = _limiter(target)
+def _slot_failed(target: Target, what: str, started: float, attempts: int, error: Exception, retries: int):
+    """A call that got no slot: not started (the caller stopped it), or busy for too long (logged)."""
+    if isinstance(error, limits.CallNotStarted):
+        return error
+    error = classify(error, target)
+    _log_outcome(target, what, started, attempts, error)
+    return _give_up(error, attempts, retries)
+
+
+def _run_sync(
+    target: Target,
+    what: str,
+    call: Callable[[], Any],
+    *,
+    timeout: float,
+    max_retries: int,
+    stopped: Callable[[], bool] | None = None,
+):
+    """Call in one of the endpoint's shared slots, with the gateway's retries; returns (response, attempts,
+    latency, total). The slot is held for each attempt only, never during the wait before a retry."""
+    limiter = limits.limiter()
     started = time.perf_counter()
     attempts = 0
+    wait = None if stopped is not None else max(timeout, 1) * 2
     while True:
         attempts += 1
-        limiter.pace()
-        limiter.take_slot(target, what, started, attempts, timeout, max_retries)
-        attempt_started = time.perf_counter()
+        attempt_started = None
         try:
-            response = call()
+            with limiter.slot(target, wait=wait, stopped=stopped):
+                attempt_started = time.perf_counter()
+                response = call()
         except Exception as exc:
+            if attempt_started is None:
+                raise _slot_failed(target, what, started, attempts, exc, max_retries) from None
             error = classify(exc, target)
         else:
             _log_outcome(target, what, started, attempts, None)
             return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
-        finally:
-            limiter.semaphore.release()
         time.sleep(_retry_delay(target, what, started, attempts, error, max_retries))
 
 
-async def _run_async(target: Target, what: str, call: Callable[[], Any], *, timeout: float, max_retries: int):
-    limiter = _limiter(target)
-    semaphore = limiter.async_semaphore()
+async def _run_async(
+    target: Target,
+    what: str,
+    call: Callable[[], Any],
+    *,
+    timeout: float,
+    max_retries: int,
+    stopped: Callable[[], bool] | None = None,
+):
+    limiter = limits.limiter()
     started = time.perf_counter()
     attempts = 0
     while True:
         attempts += 1
-        await limiter.apace()
-        async with semaphore:
-            attempt_started = time.perf_counter()
-            try:
+        attempt_started = None
+        try:
+            async with limiter.aslot(target, wait=None, stopped=stopped):
+                attempt_started = time.perf_counter()
                 response = await asyncio.wait_for(call(), timeout=timeout + 5)
-            except Exception as exc:
-                error = classify(exc, target)
-            else:
-                _log_outcome(target, what, started, attempts, None)
-                return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
+        except Exception as exc:
+            if attempt_started is None:
+                raise _slot_failed(target, what, started, attempts, exc, max_retries) from None
+            error = classify(exc, target)
+        else:
+            _log_outcome(target, what, started, attempts, None)
+            return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
         await asyncio.sleep(_retry_delay(target, what, started, attempts, error, max_retries))
 
 
@@ -320,10 +358,15 @@ def generate(
     params: dict[str, Any] | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    stopped: Callable[[], bool] | None = None,
 ) -> Completion:
-    """One chat or text completion, whichever the endpoint does (a text prompt becomes one user message)."""
+    """One chat or text completion, whichever the endpoint does (a text prompt becomes one user message).
+
+    `stopped` is asked while the call waits for a slot; when it says so, CallNotStarted is raised.
+    """
     target = _resolve(endpoint)
     how, request = _prepare(target, messages, prompt, params)
+    guard.check(target, request)
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     litellm = _litellm()
@@ -337,7 +380,9 @@ def generate(
         def call():
             return litellm.text_completion(model=_completion_model(target), **kwargs)
 
-    response, attempts, latency, total = _run_sync(target, how, call, timeout=timeout, max_retries=retries)
+    response, attempts, latency, total = _run_sync(
+        target, how, call, timeout=timeout, max_retries=retries, stopped=stopped
+    )
     return _parse(target, how, response, request, attempts, latency, total)
 
 
@@ -349,10 +394,12 @@ async def agenerate(
     params: dict[str, Any] | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    stopped: Callable[[], bool] | None = None,
 ) -> Completion:
     """The async twin of `generate` (pass a Target built outside the event loop, or an endpoint)."""
     target = _resolve(endpoint)
     how, request = _prepare(target, messages, prompt, params)
+    guard.check(target, request)
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     litellm = _litellm()
@@ -366,7 +413,9 @@ async def agenerate(
         def call():
             return litellm.atext_completion(model=_completion_model(target), **kwargs)
 
-    response, attempts, latency, total = await _run_async(target, how, call, timeout=timeout, max_retries=retries)
+    response, attempts, latency, total = await _run_async(
+        target, how, call, timeout=timeout, max_retries=retries, stopped=stopped
+    )
     return _parse(target, how, response, request, attempts, latency, total)
 
 
@@ -403,6 +452,7 @@ def _embedding_result(target: Target, response: Any, attempts: int, latency: flo
 def embed(endpoint: Any, inputs: list[str], *, timeout: float | None = None, max_retries: int | None = None):
     """Embeddings of `inputs`, in order."""
     target = _resolve(endpoint)
+    guard.check(target, {"input": list(inputs)})
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     litellm = _litellm()
@@ -417,6 +467,7 @@ def embed(endpoint: Any, inputs: list[str], *, timeout: float | None = None, max
 
 async def aembed(endpoint: Any, inputs: list[str], *, timeout: float | None = None, max_retries: int | None = None):
     target = _resolve(endpoint)
+    guard.check(target, {"input": list(inputs)})
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     litellm = _litellm()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from apps.providers.gateway import guard, limits
 from apps.providers.gateway.calls import (
     Completion,
     Target,
@@ -26,6 +27,7 @@ from apps.providers.gateway.calls import (
     _prepare,
     _request_id,
     _resolve,
+    _slot_failed,
     count_tokens,
 )
 from apps.providers.gateway.errors import (
@@ -36,7 +38,6 @@ from apps.providers.gateway.errors import (
     _retry_delay,
     classify,
 )
-from apps.providers.gateway.limits import _limiter
 from apps.providers.gateway.sdk import _litellm
 
 logger = logging.getLogger("apps.providers.gateway")
@@ -289,16 +290,21 @@ def stream(
     """
     target = _resolve(endpoint)
     how, request = _prepare(target, messages, prompt, params)
+    guard.check(target, request)
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     kwargs = _stream_kwargs(target, how, request, timeout)
-    limiter = _limiter(target)
+    limiter = limits.limiter()
     state = _StreamState(target, how, request, time.perf_counter())
     what = f"{how} stream"
     while True:
         state.begin_attempt()
-        limiter.pace()
-        limiter.take_slot(target, what, state.started, state.attempts, timeout, retries)
+        # The slot is held for the whole attempt, across the yields, so it cannot be a `with` here.
+        slot = limiter.slot(target, wait=max(timeout, 1) * 2)
+        try:
+            slot.__enter__()
+        except Exception as exc:
+            raise _slot_failed(target, what, state.started, state.attempts, exc, retries) from None
         response = None
         try:
             response = _stream_open(target, how, kwargs)
@@ -325,7 +331,7 @@ def stream(
             yield state.completion(response)
             return
         finally:
-            limiter.semaphore.release()
+            slot.__exit__(None, None, None)
         delay = _stream_retry_delay(state, error, kwargs, retries, what)
         if delay:
             time.sleep(delay)
@@ -343,17 +349,21 @@ async def astream(
     """The async twin of `stream` (pass a Target built outside the event loop, or an endpoint)."""
     target = _resolve(endpoint)
     how, request = _prepare(target, messages, prompt, params)
+    guard.check(target, request)
     timeout = timeout if timeout is not None else target.timeout
     retries = target.max_retries if max_retries is None else max_retries
     kwargs = _stream_kwargs(target, how, request, timeout)
-    limiter = _limiter(target)
-    semaphore = limiter.async_semaphore()
+    limiter = limits.limiter()
     state = _StreamState(target, how, request, time.perf_counter())
     what = f"{how} stream"
     while True:
         state.begin_attempt()
-        await limiter.apace()
-        async with semaphore:
+        try:
+            slot_context = limiter.aslot(target, wait=None)
+            await slot_context.__aenter__()
+        except Exception as exc:
+            raise _slot_failed(target, what, state.started, state.attempts, exc, retries) from None
+        try:
             response = None
             try:
                 response = await asyncio.wait_for(_astream_open(target, how, kwargs), timeout=timeout + 5)
@@ -385,6 +395,8 @@ async def astream(
                 _log_outcome(target, what, state.started, state.attempts, None)
                 yield state.completion(response)
                 return
+        finally:
+            await slot_context.__aexit__(None, None, None)
         delay = _stream_retry_delay(state, error, kwargs, retries, what)
         if delay:
             await asyncio.sleep(delay)

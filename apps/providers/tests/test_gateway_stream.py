@@ -235,8 +235,14 @@ def test_it_never_logs_the_key_of_a_stream(sim_server, caplog):
     endpoint = target(sim_server, max_retries=0)
     gateway._remember_secret(KEY)
     with caplog.at_level(logging.DEBUG), pytest.raises(GatewayError):
-        list(gateway.stream(endpoint, messages=say(f"hi {KEY}")))
+        list(gateway.stream(endpoint, messages=say("hi")))  # refused: the wrong key
     assert caplog.records and KEY not in caplog.text
+
+
+def test_it_refuses_a_stream_whose_prompt_holds_a_key_before_sending_it(sim_server):
+    with pytest.raises(gateway.SecretInPrompt, match="looks like a provider API key"):
+        list(gateway.stream(target(sim_server), messages=say(f"hi {KEY}")))
+    assert not sim_server.requests("/chat/completions")
 
 
 def test_it_knows_which_endpoints_stream(sim_server):
