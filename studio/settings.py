@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",
+    "apps.traces",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
@@ -201,6 +202,23 @@ EXPERIMENT_WINDOW = env_int("EXPERIMENT_WINDOW", 50, minimum=1)
 EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 12, minimum=3)
 # A pending cell whose batch message has not run for this long is enqueued again (a lost message).
 EXPERIMENT_REQUEUE_SECONDS = env_int("EXPERIMENT_REQUEUE_SECONDS", 900, minimum=10)
+
+# --- Production traces (apps/traces) ------------------------------------------
+# 429 with Retry-After when this many accepted batches wait for the ingest worker.
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 2000, minimum=1)
+INGEST_RETRY_AFTER_SECONDS = env_int("INGEST_RETRY_AFTER_SECONDS", 5, minimum=1)
+INGEST_BACKLOG_CHECK_MS = env_int("INGEST_BACKLOG_CHECK_MS", 500, minimum=0)
+INGEST_MAX_BODY_MB = env_int("INGEST_MAX_BODY_MB", 10, minimum=1)
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 5, minimum=1)
+INGEST_REQUEUE_SECONDS = env_int("INGEST_REQUEUE_SECONDS", 120, minimum=5)
+TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 30, minimum=1)
+TRACE_DELETE_CHUNK = env_int("TRACE_DELETE_CHUNK", 5000, minimum=1)
+CELERY_BEAT_SCHEDULE["traces-sweep"] = {"task": "traces.sweep", "schedule": 60.0, "options": {"expires": 55}}
+CELERY_BEAT_SCHEDULE["traces-retention"] = {
+    "task": "traces.retention",
+    "schedule": 3600.0,
+    "options": {"expires": 3000, "queue": "ingest"},
+}
 
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
