@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",
+    "apps.traces",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
@@ -76,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a refused sign-in into the lockout page
 ]
@@ -201,6 +203,23 @@ EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 12, minimum=3)
 # A pending cell whose batch message has not run for this long is enqueued again (a lost message).
 EXPERIMENT_REQUEUE_SECONDS = env_int("EXPERIMENT_REQUEUE_SECONDS", 900, minimum=10)
 
+# --- Production traces (apps/traces) ------------------------------------------
+# 429 with Retry-After when this many accepted batches wait for the ingest worker.
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 2000, minimum=1)
+INGEST_RETRY_AFTER_SECONDS = env_int("INGEST_RETRY_AFTER_SECONDS", 5, minimum=1)
+INGEST_BACKLOG_CHECK_MS = env_int("INGEST_BACKLOG_CHECK_MS", 500, minimum=0)
+INGEST_MAX_BODY_MB = env_int("INGEST_MAX_BODY_MB", 10, minimum=1)
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 5, minimum=1)
+INGEST_REQUEUE_SECONDS = env_int("INGEST_REQUEUE_SECONDS", 120, minimum=5)
+TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 30, minimum=1)
+TRACE_DELETE_CHUNK = env_int("TRACE_DELETE_CHUNK", 5000, minimum=1)
+CELERY_BEAT_SCHEDULE["traces-sweep"] = {"task": "traces.sweep", "schedule": 60.0, "options": {"expires": 55}}
+CELERY_BEAT_SCHEDULE["traces-retention"] = {
+    "task": "traces.retention",
+    "schedule": 3600.0,
+    "options": {"expires": 3000, "queue": "ingest"},
+}
+
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -289,6 +308,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},  # one line per MCP request and session otherwise
     },
 }
 
@@ -381,3 +401,23 @@ SPECTACULAR_SETTINGS = {
 # --- Demo ---------------------------------------------------------------------
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-studio"  # noqa: S105 - the documented login of the embedded demo only
+
+# Content-Security-Policy (django-csp) on every response: scripts and style sheets come only from this
+# origin (no inline <script>, no event-handler attributes, no eval, no inline <style>); style="" attributes
+# stay allowed for progress-bar widths and plotly's own positioning, which cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
