@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt /app/requirements.txt
+COPY clients/python /app/clients/python
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY manage.py /app/manage.py

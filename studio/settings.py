@@ -8,6 +8,7 @@ See the settings table in README.md for every variable.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.ratings",
     "apps.api",
+    "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
 # Every app's demo data (seed_demo): installed last, since it imports them all, and only on the embedded
 # default (DEBUG on); a production configuration has no demo app, so it cannot seed the known login.
@@ -74,7 +76,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a refused sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -208,6 +212,23 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed sign-ins for one
+# account, or from one address, further attempts are refused for LOGIN_LOCKOUT_MINUTES
+# (429 and a page that says so), even with the right password. The studio login and
+# the admin login share it. A successful sign-in clears the account's failures.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account and per address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = False
@@ -269,6 +290,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},  # one line per MCP request and session otherwise
     },
 }
 
@@ -276,6 +298,10 @@ LOGGING = {
 TEMPLATE_RENDER_TIMEOUT_MS = env_int("TEMPLATE_RENDER_TIMEOUT_MS", 200, minimum=1)
 TEMPLATE_RENDER_MAX_CHARS = env_int("TEMPLATE_RENDER_MAX_CHARS", 200_000, minimum=100)
 TEMPLATE_MAX_SOURCE_CHARS = env_int("TEMPLATE_MAX_SOURCE_CHARS", 100_000, minimum=100)
+# Templates that are not plain render in worker processes with these bounds (prompt_studio.sandbox).
+TEMPLATE_RENDER_ISOLATION = env_bool("TEMPLATE_RENDER_ISOLATION", True)
+TEMPLATE_RENDER_WORKERS = env_int("TEMPLATE_RENDER_WORKERS", 2, minimum=1)
+TEMPLATE_RENDER_MEMORY_MB = env_int("TEMPLATE_RENDER_MEMORY_MB", 256, minimum=64)
 
 # --- Reviews: emails and webhooks --------------------------------------------
 # The address of the studio as users reach it, for links in review emails.
@@ -350,3 +376,23 @@ SPECTACULAR_SETTINGS = {
 # --- Demo ---------------------------------------------------------------------
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-studio"  # noqa: S105 - the documented login of the embedded demo only
+
+# Content-Security-Policy (django-csp) on every response: scripts and style sheets come only from this
+# origin (no inline <script>, no event-handler attributes, no eval, no inline <style>); style="" attributes
+# stay allowed for progress-bar widths and plotly's own positioning, which cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

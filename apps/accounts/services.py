@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import ApiKey, ApiKeyScope, Membership, Project, Role
-from apps.audit.services import audit_record
+from apps.audit.services import actor_user, audit_record
 
 
 class AccountError(Exception):
@@ -93,19 +93,32 @@ def membership_change_role(*, membership: Membership, role: str, actor) -> Membe
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor) -> None:
+def membership_remove(*, membership: Membership, actor) -> list[ApiKey]:
+    """Remove a member and revoke the API keys they created in the project; returns the keys revoked.
+
+    A key acts for the project, but its creator chose where it went: a removed
+    member's keys must not keep working for them.
+    """
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if membership.role == Role.ADMIN and _admin_count(membership.project) == 1:
         raise AccountError("A project needs at least one admin; you cannot remove the last one.")
+    username = membership.user.get_username()
     audit_record(
         project_id=membership.project_id,
         actor=actor,
         action="member.removed",
         obj=membership,
-        object_repr=membership.user.get_username(),
+        object_repr=username,
         before={"role": membership.role},
     )
+    revoked = api_keys_revoke_of_user(
+        user=membership.user,
+        project=membership.project,
+        actor=actor,
+        reason=f"{username} was removed from the project",
+    )
     membership.delete()
+    return revoked
 
 
 # --- API keys -------------------------------------------------------------------------------------
@@ -133,7 +146,7 @@ def api_key_create(*, project: Project, name: str, scope: str, actor) -> tuple[A
         scope=scope,
         prefix=raw_key[:API_KEY_DISPLAY_LENGTH],
         key_hash=api_key_hash(raw_key),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
     )
     audit_record(
         project_id=project.pk,
@@ -146,20 +159,31 @@ def api_key_create(*, project: Project, name: str, scope: str, actor) -> tuple[A
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor, reason: str = "") -> ApiKey:
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     if api_key.revoked_at is not None:
         raise AccountError(f"The key {api_key.prefix}… is already revoked.")
     api_key.revoked_at = timezone.now()
-    api_key.save(update_fields=["revoked_at"])
+    api_key.revoked_reason = reason[:200]
+    api_key.save(update_fields=["revoked_at", "revoked_reason"])
     audit_record(
         project_id=api_key.project_id,
         actor=actor,
         action="api_key.revoked",
         obj=api_key,
         before={"name": api_key.name, "scope": api_key.scope, "prefix": api_key.prefix},
+        after={"reason": reason} if reason else None,
     )
     return api_key
+
+
+@transaction.atomic
+def api_keys_revoke_of_user(*, user, actor, reason: str, project: Project | None = None) -> list[ApiKey]:
+    """Revoke every active key `user` created (in `project`, or everywhere), each audited with the reason."""
+    keys = ApiKey.objects.filter(created_by=user, revoked_at__isnull=True)
+    if project is not None:
+        keys = keys.filter(project=project)
+    return [api_key_revoke(api_key=key, actor=actor, reason=reason) for key in keys.order_by("pk")]
 
 
 def api_key_touch(*, api_key_id: int, every_seconds: int = 60) -> bool:
@@ -172,3 +196,8 @@ def api_key_touch(*, api_key_id: int, every_seconds: int = 60) -> bool:
         .update(last_used_at=now)
         == 1
     )
+
+
+def api_keys_revoke_on_user_delete(sender, instance, **kwargs) -> None:
+    """pre_delete of a user: their active keys in every project are revoked and audited, then the user goes."""
+    api_keys_revoke_of_user(user=instance, actor="system", reason=f"{instance.get_username()} was deleted")

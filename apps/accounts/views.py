@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts import selectors, services
 from apps.accounts.forms import ApiKeyForm, MemberAddForm, MemberRoleForm, ProjectForm
@@ -69,11 +69,12 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, project=request.project)
     try:
-        services.membership_remove(membership=membership, actor=request.user)
+        revoked = services.membership_remove(membership=membership, actor=request.user)
     except services.AccountError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{membership.user.username} removed from the project.")
+        keys = f"; the {len(revoked)} API key(s) they created here were revoked" if revoked else ""
+        messages.success(request, f"{membership.user.username} removed from the project{keys}.")
     return redirect("accounts:members", project_slug=request.project.slug)
 
 
@@ -107,3 +108,12 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Key {api_key.prefix}… ({api_key.name}) revoked; apps using it now get 401.")
     return redirect("accounts:api_keys", project_slug=request.project.slug)
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = selectors.project_list_for_user(user=request.user)
+    if len(projects) == 1:
+        return redirect("prompts:list", project_slug=projects[0].slug)
+    return render(request, "core/home.html", {"project_list": projects})

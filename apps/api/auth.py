@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from rest_framework.authentication import BaseAuthentication
@@ -31,7 +30,8 @@ class KeyPrincipal:
 
 
 def key_info_for(raw_key: str) -> KeyInfo | None:
-    key_hash = hashlib.sha256(raw_key.encode()).hexdigest()
+    # The accounts app owns how a key is hashed and found; the API only caches what it found.
+    key_hash = account_services.api_key_hash(raw_key)
     info = cache.key_get(key_hash)
     if info is not None:
         return info

@@ -1,5 +1,6 @@
+from csp.decorators import csp_update
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from apps.api import datasets, experiments, views
@@ -21,6 +22,7 @@ urlpatterns = [
     path("v1/prompts/<str:name>", views.PromptView.as_view(), name="prompt"),
     path("v1/prompts/<str:name>/render", views.prompt_render, name="render"),
     path("v1/prompts/<str:name>/versions", views.versions, name="versions"),
+    path("v1/prompts/<str:name>/diff", views.versions_diff, name="versions_diff"),
     path("v1/prompts/<str:name>/labels/<str:label>", views.label_move, name="label_move"),
     path("v1/releases", views.ReleasesView.as_view(), name="releases"),
     path("v1/datasets", datasets.dataset_list, name="datasets"),
@@ -30,6 +32,7 @@ urlpatterns = [
     path("v1/experiments/<int:experiment_id>", experiments.experiment_detail, name="experiment"),
     path("v1/experiments/<int:experiment_id>/cells", experiments.experiment_cells, name="experiment_cells"),
     path("v1/experiments/<int:experiment_id>/summary", experiments.experiment_summary, name="experiment_summary"),
+    path("v1/experiments/<int:experiment_id>/compare", experiments.experiment_compare, name="experiment_compare"),
     path("v1/experiments/<int:experiment_id>/<str:action>", experiments.experiment_action, name="experiment_action"),
     path(
         "v1/schema",
@@ -38,7 +41,10 @@ urlpatterns = [
     ),
     path(
         "v1/docs",
-        SpectacularSwaggerView.as_view(url_name="api:schema", **PUBLIC),
+        # The split view serves Swagger UI's script as a file; its page keeps one inline <style>.
+        csp_update({"style-src-elem": ["'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api:schema", **PUBLIC)
+        ),
         name="docs",
     ),
     re_path(r"^.*$", not_found),

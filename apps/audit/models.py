@@ -2,7 +2,8 @@
 
 Rows are written by `audit.services.audit_record` inside the transaction of the
 change they describe. Nothing updates or deletes them: the model and its
-queryset refuse it, and on PostgreSQL a trigger refuses UPDATE and DELETE.
+queryset refuse it, and on both PostgreSQL and SQLite triggers refuse UPDATE
+(also an upsert's) and DELETE, whichever manager or raw SQL sends it.
 Other apps' objects are named by type and id strings, never by foreign key, so
 the audit app depends on Django alone and keeps its rows after the object goes.
 """
@@ -27,15 +28,21 @@ class AuditEventQuerySet(models.QuerySet):
     def bulk_update(self, *args, **kwargs):
         raise AuditLogIsAppendOnly("Audit events cannot be changed.")
 
+    def bulk_create(self, objs, *args, update_conflicts: bool = False, **kwargs):
+        if update_conflicts:
+            raise AuditLogIsAppendOnly("Audit events cannot be changed.")
+        return super().bulk_create(objs, *args, **kwargs)
+
 
 class AuditEvent(models.Model):
     # The project is a plain id so audit rows outlive a deleted project.
     project_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Deleting a user leaves its events as they are: actor_id keeps the old id and actor_repr the name.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,
     )

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.db import models
 
+from apps.audit import request_context
 from apps.audit.models import AuditEvent
-from apps.core import request_context
 
 
 def actor_user(actor: Any):

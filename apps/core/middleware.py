@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from apps.core import request_context
+from apps.audit import request_context
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from apps.accounts import selectors as account_selectors
 from apps.core.health import CHECKS, WEB_CHECKS, worker_status
 
 
@@ -30,9 +28,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    projects = account_selectors.project_list_for_user(user=request.user)
-    if len(projects) == 1:
-        return redirect("prompts:list", project_slug=projects[0].slug)
-    return render(request, "core/home.html", {"project_list": projects})
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and tools ask for /favicon.ico whatever the page says; send them to the vendored icon."""
+    from django.templatetags.static import static
+
+    return redirect(static("favicon.svg"), permanent=True)

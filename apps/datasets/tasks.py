@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.datasets import services
+from apps.datasets import import_jobs
 
 
 @shared_task(name="datasets.import_run", ignore_result=True, acks_late=True, queue="experiments")
@@ -13,4 +13,4 @@ def import_run_task(job_id: int) -> None:
     running by a killed worker starts again from scratch (its transaction
     wrote nothing).
     """
-    services.import_run(job_id=job_id)
+    import_jobs.import_run(job_id=job_id)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
-from apps.datasets import checking, exporting, importing, quality, selectors, services
+from apps.datasets import checking, exporting, import_jobs, importing, quality, selectors, services
 from apps.datasets.forms import ExportForm, RowForm, UploadForm
 from apps.datasets.models import DatasetVersion, ImportStatus
 from apps.prompts import selectors as prompt_selectors
@@ -111,7 +111,7 @@ def _import_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            job = services.import_upload(
+            job = import_jobs.import_upload(
                 project=request.project,
                 actor=request.user,
                 uploaded=data["file"],
@@ -140,16 +140,16 @@ def import_map(request: HttpRequest, token: str) -> HttpResponse:
     if job.status != ImportStatus.UPLOADED:
         return render(request, "datasets/import_status.html", _status_context(job))
     if request.method == "POST" and request.POST.get("format") and request.POST["format"] != job.file_format:
-        services.import_set_format(job=job, fmt=request.POST["format"])
+        import_jobs.import_set_format(job=job, fmt=request.POST["format"])
     context: dict[str, Any] = {
         "job": job,
         "formats": importing.FORMAT_NAMES,
         "roles": importing.ROLES,
         "types": importing.TYPES,
-        "large": services.import_is_large(job),
+        "large": import_jobs.import_is_large(job),
     }
     try:
-        table = services.import_read(job=job, preview=True)
+        table = import_jobs.import_read(job=job, preview=True)
     except importing.ImportProblem as exc:
         context["problem"] = str(exc)
         return render(request, "datasets/import_map.html", context, status=400 if request.method == "POST" else 200)
@@ -174,7 +174,7 @@ def import_map(request: HttpRequest, token: str) -> HttpResponse:
             context["mapped_preview"] = mapped
         if intent == "import" and "mapping_problem" not in context:
             try:
-                job = services.import_start(
+                job = import_jobs.import_start(
                     job=job, mapping=mapping, message=request.POST.get("message", ""), actor=request.user
                 )
             except (services.DatasetError, importing.ImportProblem) as exc:
@@ -194,7 +194,7 @@ def _head(table: importing.Table, rows: int) -> importing.Table:
 
 
 def _status_context(job) -> dict[str, Any]:
-    return {"job": job, "progress": services.import_progress(job)}
+    return {"job": job, "progress": import_jobs.import_progress(job)}
 
 
 @require_GET
@@ -215,7 +215,7 @@ def import_status(request: HttpRequest, token: str) -> HttpResponse:
 def import_cancel(request: HttpRequest, token: str) -> HttpResponse:
     job = selectors.import_job_get(project=request.project, user=request.user, token=token)
     if job.status == ImportStatus.UPLOADED:
-        services.import_discard(job=job)
+        import_jobs.import_discard(job=job)
         messages.info(request, f"Discarded the upload of {job.filename}.")
     return redirect("datasets:list", project_slug=request.project.slug)
 

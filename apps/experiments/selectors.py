@@ -12,7 +12,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.datasets import selectors as dataset_selectors
+from apps.experiments import evaluators
 from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experiment, Score, Variant
+from apps.prompts import sandbox
+from apps.prompts.content import content_of
 
 
 def experiment_list(*, project: Project) -> QuerySet[Experiment]:
@@ -239,3 +243,109 @@ def experiment_cells_for_export(*, experiment: Experiment):
         .prefetch_related("scores__evaluator")
         .order_by("position", "variant__name", "repeat")
     )
+
+
+# --- before a start: what would fail, and what it would cost ---------------------------------------
+
+
+@dataclass
+class MissingVariables:
+    """Rows whose inputs lack (or mistype) a variable a variant's prompt needs."""
+
+    variant: str
+    problems: dict[str, int]  # "variable 'x' is missing" -> number of rows
+    example_rows: list[int]
+
+    @property
+    def row_count(self) -> int:
+        return len(self.example_rows)
+
+
+def experiment_missing_variables(*, experiment: Experiment, limit_examples: int = 20) -> list[MissingVariables]:
+    """Rows that would fail to render, per variant: reported before start, not discovered as failures."""
+    report = []
+    variants = list(experiment.variants.select_related("prompt_version"))
+    specs = {v.pk: v.prompt_version.variables for v in variants}
+    problems: dict[int, dict[str, int]] = {v.pk: {} for v in variants}
+    examples: dict[int, list[int]] = {v.pk: [] for v in variants}
+    for position, item in dataset_selectors.version_items_iter(version=experiment.dataset_version):
+        inputs = item.input if isinstance(item.input, dict) else {}
+        for variant in variants:
+            try:
+                sandbox.validate_values(specs[variant.pk], inputs)
+            except sandbox.TemplateProblem as exc:
+                key = exc.message
+                problems[variant.pk][key] = problems[variant.pk].get(key, 0) + 1
+                if len(examples[variant.pk]) < limit_examples:
+                    examples[variant.pk].append(position + 1)
+    for variant in variants:
+        if problems[variant.pk]:
+            report.append(MissingVariables(variant.name, problems[variant.pk], examples[variant.pk]))
+    return report
+
+
+@dataclass
+class Estimate:
+    calls: int
+    tokens_in: int | None
+    tokens_out: int | None
+    cost: Decimal | None
+    sampled_rows: int
+    unpriced: list[str] = field(default_factory=list)
+
+
+def experiment_estimate(*, experiment: Experiment, sample_rows: int = 50) -> Estimate:
+    """Calls, tokens and cost before starting: the prompt tokens of a sample of rows, scaled to all rows.
+
+    Output tokens are the variant's max_tokens (or 256 when unset): an upper bound, not a guess.
+    """
+    from apps.prompts.content import render_content
+    from apps.providers import gateway
+
+    version = experiment.dataset_version
+    rows = version.row_count
+    calls = rows * experiment.variants.count() * experiment.repeats
+    sample = []
+    for position, item in dataset_selectors.version_items_iter(version=version):
+        sample.append(item.input if isinstance(item.input, dict) else {})
+        if position + 1 >= sample_rows:
+            break
+    if not sample:
+        return Estimate(calls, 0, 0, Decimal(0), 0)
+    tokens_in_total = tokens_out_total = 0
+    cost_total: Decimal | None = Decimal(0)
+    unpriced = []
+    for variant in experiment.variants.select_related("prompt_version", "endpoint"):
+        target = gateway.Target.from_endpoint(variant.endpoint, with_key=False)
+        content = content_of(variant.prompt_version)
+        counted = []
+        for inputs in sample:
+            try:
+                rendered = render_content(content, inputs)
+            except sandbox.TemplateProblem:
+                continue
+            counted.append(
+                gateway.count_tokens(
+                    target,
+                    messages=rendered if isinstance(rendered, list) else None,
+                    prompt=rendered if isinstance(rendered, str) else None,
+                )
+            )
+        per_call_in = sum(counted) / len(counted) if counted else 0
+        params = {**(variant.prompt_version.config or {}), **(variant.params or {})}
+        per_call_out = int(params.get("max_tokens") or 256)
+        variant_calls = rows * experiment.repeats
+        tokens_in = int(per_call_in * variant_calls)
+        tokens_out = per_call_out * variant_calls
+        tokens_in_total += tokens_in
+        tokens_out_total += tokens_out
+        cost = gateway.estimate_cost(target, tokens_in, tokens_out)
+        if cost is None:
+            unpriced.append(variant.name)
+        elif cost_total is not None:
+            cost_total += cost
+    return Estimate(calls, tokens_in_total, tokens_out_total, cost_total, len(sample), unpriced)
+
+
+def evaluator_kinds() -> list[evaluators.Kind]:
+    return list(evaluators.KINDS.values())

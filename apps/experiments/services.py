@@ -13,9 +13,9 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Project
-from apps.audit.services import audit_record
+from apps.audit.services import actor_user, audit_record
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import evaluators
+from apps.experiments import evaluators, selectors
 from apps.experiments.models import (
     Cell,
     CellStatus,
@@ -24,8 +24,6 @@ from apps.experiments.models import (
     ExperimentStatus,
     Variant,
 )
-from apps.prompts import sandbox
-from apps.prompts.content import content_of
 
 
 class ExperimentError(Exception):
@@ -45,19 +43,6 @@ class EvaluatorSpec:
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class MissingVariables:
-    """Rows whose inputs lack (or mistype) a variable a variant's prompt needs."""
-
-    variant: str
-    problems: dict[str, int]  # "variable 'x' is missing" -> number of rows
-    example_rows: list[int]
-
-    @property
-    def row_count(self) -> int:
-        return len(self.example_rows)
 
 
 def _check_specs(project: Project, dataset_version, variants: list[VariantSpec], evaluator_specs: list[EvaluatorSpec]):
@@ -126,7 +111,7 @@ def experiment_create(
         dataset_version=dataset_version,
         repeats=repeats,
         budget=budget,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=actor_user(actor),
         estimated_calls=calls,
     )
     Variant.objects.bulk_create(
@@ -157,29 +142,6 @@ def experiment_create(
     return experiment
 
 
-def experiment_missing_variables(*, experiment: Experiment, limit_examples: int = 20) -> list[MissingVariables]:
-    """Rows that would fail to render, per variant: reported before start, not discovered as failures."""
-    report = []
-    variants = list(experiment.variants.select_related("prompt_version"))
-    specs = {v.pk: v.prompt_version.variables for v in variants}
-    problems: dict[int, dict[str, int]] = {v.pk: {} for v in variants}
-    examples: dict[int, list[int]] = {v.pk: [] for v in variants}
-    for position, item in dataset_selectors.version_items_iter(version=experiment.dataset_version):
-        inputs = item.input if isinstance(item.input, dict) else {}
-        for variant in variants:
-            try:
-                sandbox.validate_values(specs[variant.pk], inputs)
-            except sandbox.TemplateProblem as exc:
-                key = exc.message
-                problems[variant.pk][key] = problems[variant.pk].get(key, 0) + 1
-                if len(examples[variant.pk]) < limit_examples:
-                    examples[variant.pk].append(position + 1)
-    for variant in variants:
-        if problems[variant.pk]:
-            report.append(MissingVariables(variant.name, problems[variant.pk], examples[variant.pk]))
-    return report
-
-
 def _enqueue_batches(experiment_id: int, cell_ids: list[int]) -> None:
     from apps.experiments.tasks import run_batch
 
@@ -206,7 +168,7 @@ def experiment_start(*, experiment: Experiment, actor, allow_missing: bool = Fal
     if experiment.status != ExperimentStatus.DRAFT:
         raise ExperimentError(f"The experiment is {experiment.get_status_display().lower()}; only a draft can start.")
     if not allow_missing:
-        missing = experiment_missing_variables(experiment=experiment)
+        missing = selectors.experiment_missing_variables(experiment=experiment)
         if missing:
             first = missing[0]
             problem = next(iter(first.problems))
@@ -405,73 +367,6 @@ def experiment_sweep() -> dict[str, int]:
     for experiment_id in Experiment.objects.filter(status=ExperimentStatus.RUNNING).values_list("pk", flat=True):
         experiment_finish_if_done(experiment_id=experiment_id)
     return {"freed": freed, "requeued": sum(len(ids) for ids in by_experiment.values())}
-
-
-@dataclass
-class Estimate:
-    calls: int
-    tokens_in: int | None
-    tokens_out: int | None
-    cost: Decimal | None
-    sampled_rows: int
-    unpriced: list[str] = field(default_factory=list)
-
-
-def experiment_estimate(*, experiment: Experiment, sample_rows: int = 50) -> Estimate:
-    """Calls, tokens and cost before starting: the prompt tokens of a sample of rows, scaled to all rows.
-
-    Output tokens are the variant's max_tokens (or 256 when unset): an upper bound, not a guess.
-    """
-    from apps.prompts.content import render_content
-    from apps.providers import gateway
-
-    version = experiment.dataset_version
-    rows = version.row_count
-    calls = rows * experiment.variants.count() * experiment.repeats
-    sample = []
-    for position, item in dataset_selectors.version_items_iter(version=version):
-        sample.append(item.input if isinstance(item.input, dict) else {})
-        if position + 1 >= sample_rows:
-            break
-    if not sample:
-        return Estimate(calls, 0, 0, Decimal(0), 0)
-    tokens_in_total = tokens_out_total = 0
-    cost_total: Decimal | None = Decimal(0)
-    unpriced = []
-    for variant in experiment.variants.select_related("prompt_version", "endpoint"):
-        target = gateway.Target.from_endpoint(variant.endpoint, with_key=False)
-        content = content_of(variant.prompt_version)
-        counted = []
-        for inputs in sample:
-            try:
-                rendered = render_content(content, inputs)
-            except sandbox.TemplateProblem:
-                continue
-            counted.append(
-                gateway.count_tokens(
-                    target,
-                    messages=rendered if isinstance(rendered, list) else None,
-                    prompt=rendered if isinstance(rendered, str) else None,
-                )
-            )
-        per_call_in = sum(counted) / len(counted) if counted else 0
-        params = {**(variant.prompt_version.config or {}), **(variant.params or {})}
-        per_call_out = int(params.get("max_tokens") or 256)
-        variant_calls = rows * experiment.repeats
-        tokens_in = int(per_call_in * variant_calls)
-        tokens_out = per_call_out * variant_calls
-        tokens_in_total += tokens_in
-        tokens_out_total += tokens_out
-        cost = gateway.estimate_cost(target, tokens_in, tokens_out)
-        if cost is None:
-            unpriced.append(variant.name)
-        elif cost_total is not None:
-            cost_total += cost
-    return Estimate(calls, tokens_in_total, tokens_out_total, cost_total, len(sample), unpriced)
-
-
-def evaluator_kinds() -> list[evaluators.Kind]:
-    return list(evaluators.KINDS.values())
 
 
 def specs_from_forms(*, project: Project, form: dict, variants: list[dict], evaluator_rows: list[dict]) -> dict:

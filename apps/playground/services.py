@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
+from apps.audit.services import actor_user
 from apps.datasets import selectors as dataset_selectors
 from apps.datasets import services as dataset_services
 from apps.datasets.models import Dataset, DatasetVersion, VersionSource
@@ -73,7 +74,7 @@ def playground_run_create(
         version=version,
         content=content.as_dict(),
         variables=variables,
-        created_by=actor if hasattr(actor, "get_username") else None,
+        created_by=actor_user(actor),
     )
     for endpoint in endpoints:
         try:

@@ -53,7 +53,11 @@ class VersionIsImmutable(Exception):
 
 
 class PromptVersion(models.Model):
-    """One saved state of a prompt. Never changed after it is saved: editing makes a new version."""
+    """One saved state of a prompt. Never changed after it is saved: editing makes a new version.
+
+    The database refuses any UPDATE of a version row too (triggers from migration
+    0002, on SQLite and PostgreSQL), so `update()`, `bulk_update` and raw SQL fail.
+    """
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -63,7 +67,15 @@ class PromptVersion(models.Model):
     config = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=list, blank=True, help_text="[{name, type, description, sample}]")
     message = models.CharField(max_length=500, blank=True, help_text="What changed, like a commit message.")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Deleting a user leaves the version untouched (the row cannot change): author_id keeps the old id,
+    # author_repr the name, so the four-eyes rule still knows who wrote it.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     author_repr = models.CharField(max_length=200, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     content_hash = models.CharField(max_length=64)
@@ -104,6 +116,29 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt.name}@{self.name}"
+
+
+class LabelGatePass(models.Model):
+    """A one-move permit that `services.label_move` writes and removes inside the transaction of a move.
+
+    The database refuses any INSERT or UPDATE of a label row for which no pass
+    names the same prompt, label and version (triggers from migration 0002), so
+    `Label.save()`, `Label.objects.update()` and `loaddata` of a label fixture
+    fail unless they run inside the gate, which also records the move and its
+    audit event. A pass never outlives its transaction.
+    """
+
+    prompt_id = models.BigIntegerField()
+    label_name = models.CharField(max_length=50)
+    version_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt_id", "label_name", "version_id"], name="label_gate_pass_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"pass for {self.label_name} of prompt {self.prompt_id} to version {self.version_id}"
 
 
 class LabelAction(models.TextChoices):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from apps.prompts.content import Content, ContentProblem
 from apps.prompts.models import (
     Label,
     LabelAction,
+    LabelGatePass,
     LabelMove,
     Prompt,
     PromptVersion,
@@ -26,10 +28,14 @@ RESERVED_LABELS = {"latest"}
 
 
 class PromptError(Exception):
-    """A refused write; the message is shown to the user as is."""
+    """A refused write; the message is shown to the user as is, and `code` names the refusal for the API."""
+
+    code = "conflict"
 
 
 class StaleParent(PromptError):
+    code = "stale_parent"
+
     def __init__(self, newest: PromptVersion, parent_number: int | None):
         self.newest = newest
         self.parent_number = parent_number
@@ -41,7 +47,20 @@ class StaleParent(PromptError):
 
 
 class LabelMoveRefused(PromptError):
-    """A guard (such as a release policy) refused a label move."""
+    """A guard (such as a release policy) refused a label move; `code` says why for the API."""
+
+    def __init__(self, message: str, *, code: str = "review_required"):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class LabelMoved:
+    """What a label move did: `moved` is False when the label already pointed at the version."""
+
+    label: Label
+    previous: PromptVersion | None
+    moved: bool
 
 
 @dataclass(frozen=True)
@@ -134,11 +153,33 @@ def prompt_version_create(
     message: str,
     actor,
 ) -> PromptVersion:
-    """Save a new version on top of `parent_number`.
+    """Save a new version on top of `parent_number`; content equal to the newest version is refused.
 
     The parent must still be the newest version; otherwise StaleParent is
     raised and nothing is saved. The prompt row is locked so two saves on the
     same parent cannot both succeed.
+    """
+    version, created = prompt_version_save(
+        prompt=prompt, content=content, parent_number=parent_number, message=message, actor=actor
+    )
+    if not created:
+        raise ContentProblem(f"Nothing changed since v{version.number}; edit the prompt before saving.")
+    return version
+
+
+@transaction.atomic
+def prompt_version_save(
+    *,
+    prompt: Prompt,
+    content: Content,
+    parent_number: int | None,
+    message: str,
+    actor,
+) -> tuple[PromptVersion, bool]:
+    """(version, created): a new version on top of `parent_number`, or the newest one when it has this content.
+
+    Decided under the prompt's row lock, so of two saves of one content on one parent exactly one creates
+    and the other gets (that version, False). A parent that is no longer the newest is StaleParent.
     """
     Prompt.objects.select_for_update().filter(pk=prompt.pk).first()
     newest = PromptVersion.objects.filter(prompt=prompt).order_by("-number").first()
@@ -148,7 +189,7 @@ def prompt_version_create(
         raise PromptError(f"v{parent_number} does not exist.")
     content_hash = content.hash()
     if newest is not None and newest.content_hash == content_hash:
-        raise ContentProblem(f"Nothing changed since v{newest.number}; edit the prompt before saving.")
+        return newest, False
     version = PromptVersion.objects.create(
         prompt=prompt,
         number=(newest.number + 1) if newest else 1,
@@ -173,7 +214,7 @@ def prompt_version_create(
     )
     for hook in _version_saved_hooks:
         hook(version, actor)
-    return version
+    return version, True
 
 
 def _record_move(attempt: LabelMoveAttempt, reason: str) -> LabelMove:
@@ -215,11 +256,30 @@ def label_move(
     reason: str = "",
     rollback: bool = False,
 ) -> Label:
-    """Point a label at a version, creating the label if it is new.
+    """Point a label at a version, creating the label if it is new; a label already there is refused.
 
     The label row is locked for the move, the guards registered by higher apps
     run under that lock, and the move and its audit event commit together.
     """
+    outcome = label_set(
+        prompt=prompt, label_name=label_name, version=version, actor=actor, reason=reason, rollback=rollback
+    )
+    if not outcome.moved:
+        raise PromptError(f"{outcome.label.name} already points at v{version.number}.")
+    return outcome.label
+
+
+@transaction.atomic
+def label_set(
+    *,
+    prompt: Prompt,
+    label_name: str,
+    version: PromptVersion,
+    actor,
+    reason: str = "",
+    rollback: bool = False,
+) -> LabelMoved:
+    """Like label_move, but a label already at the version is an outcome (moved=False), decided under its lock."""
     label_name = _check_name(label_name, "label")
     if label_name in RESERVED_LABELS:
         raise PromptError("'latest' always follows the newest version; it cannot be moved by hand.")
@@ -227,7 +287,7 @@ def label_move(
         raise PromptError("That version belongs to another prompt.")
     label = Label.objects.select_for_update().filter(prompt=prompt, name=label_name).first()
     if label is not None and label.version_id == version.pk:
-        raise PromptError(f"{label_name} already points at v{version.number}.")
+        return LabelMoved(label=label, previous=version, moved=False)
     if label is None:
         action = LabelAction.CREATED
     else:
@@ -243,15 +303,28 @@ def label_move(
     _run_guards(attempt)
     if label is None:
         try:
-            with transaction.atomic():
+            with transaction.atomic(), _gate_pass(prompt=prompt, label_name=label_name, version=version):
                 label = Label.objects.create(prompt=prompt, name=label_name, version=version)
         except IntegrityError:
             raise PromptError(f"{label_name} was created by someone else just now; try again.") from None
     else:
         label.version = version
-        label.save(update_fields=["version", "updated_at"])
+        with _gate_pass(prompt=prompt, label_name=label_name, version=version):
+            label.save(update_fields=["version", "updated_at"])
     _record_move(attempt, reason)
-    return label
+    return LabelMoved(label=label, previous=attempt.from_version, moved=True)
+
+
+@contextmanager
+def _gate_pass(*, prompt: Prompt, label_name: str, version: PromptVersion) -> Iterator[None]:
+    """Let the database accept this one label write (its triggers refuse a label write without a pass).
+
+    Called only by label_move, after the guards passed and inside its transaction,
+    so the pass never outlives the move and the move is always recorded.
+    """
+    gate_pass = LabelGatePass.objects.create(prompt_id=prompt.pk, label_name=label_name, version_id=version.pk)
+    yield
+    LabelGatePass.objects.filter(pk=gate_pass.pk).delete()
 
 
 @transaction.atomic

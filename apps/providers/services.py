@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project
-from apps.audit.services import audit_record
+from apps.audit.services import actor_user, audit_record
 from apps.providers import crypto, gateway, local_models
 from apps.providers.models import (
     EndpointCheck,
@@ -113,8 +113,7 @@ def endpoint_create(*, project: Project, actor: Any, api_key: str = "", **fields
     if not data.get("name") or not data.get("model"):
         raise EndpointError("An endpoint needs a name and a model.", field="name" if not data.get("name") else "model")
     endpoint = ModelEndpoint(project=project, **data)
-    if getattr(actor, "pk", None) and not isinstance(actor, str):
-        endpoint.created_by = actor if hasattr(actor, "get_username") else getattr(actor, "audit_user", None)
+    endpoint.created_by = actor_user(actor)
     if api_key:
         _set_key(endpoint, api_key)
     try:
@@ -227,9 +226,7 @@ def endpoint_check_start(*, endpoint: ModelEndpoint, actor: Any) -> EndpointChec
     )
     if waiting is not None:
         return waiting
-    check = EndpointCheck.objects.create(
-        endpoint=endpoint, requested_by=actor if hasattr(actor, "get_username") else None
-    )
+    check = EndpointCheck.objects.create(endpoint=endpoint, requested_by=actor_user(actor))
     transaction.on_commit(lambda: _enqueue_check(check.pk))
     return check
 

@@ -16,6 +16,7 @@ from apps.experiments.models import Cell
 from apps.ratings import charts, exports, selectors, services
 from apps.ratings.forms import LinkForm, QueueForm, RatingDefinitionForm, ThresholdForm
 from apps.ratings.models import QueueKind
+from apps.ratings.summary import experiment_rating_summary
 from apps.reviews import selectors as review_selectors
 
 
@@ -135,7 +136,7 @@ def rating_form_edit(request: HttpRequest, experiment_id: int) -> HttpResponse:
 @project_role_required(Role.VIEWER)
 def stats_page(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = _experiment(request, experiment_id)
-    summary = selectors.experiment_rating_summary(experiment=experiment)
+    summary = experiment_rating_summary(experiment=experiment)
     context = {
         "experiment": experiment,
         "summary": summary,
@@ -150,7 +151,7 @@ def stats_page(request: HttpRequest, experiment_id: int) -> HttpResponse:
 @project_role_required(Role.VIEWER)
 def summary_json(request: HttpRequest, experiment_id: int) -> JsonResponse:
     experiment = _experiment(request, experiment_id)
-    return JsonResponse(selectors.experiment_rating_summary(experiment=experiment))
+    return JsonResponse(experiment_rating_summary(experiment=experiment))
 
 
 # --- annotation queues --------------------------------------------------------------------------

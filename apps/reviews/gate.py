@@ -12,6 +12,9 @@ whose policy is protected moves only
 2. back to a version that an approved review released under the same label
    before (a rollback), which is audited as such.
 
+Before either, the content hash of the version is recomputed from its row as
+stored now and must equal the hash it was saved and reviewed with.
+
 Everything else is refused with `LabelMoveRefused`, whoever asks.
 """
 
@@ -22,6 +25,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from apps.audit.services import actor_repr, audit_record
+from apps.prompts.content import content_of
+from apps.prompts.models import PromptVersion
 from apps.prompts.services import LabelMoveAttempt, LabelMoveRefused
 from apps.reviews import selectors
 from apps.reviews.models import ReviewRequest, ReviewStatus
@@ -48,8 +53,10 @@ def release_gate(attempt: LabelMoveAttempt) -> None:
     if attempt.to_version is None:
         raise LabelMoveRefused(
             f"{label} is protected by a release policy and cannot be deleted. "
-            "A project admin can unprotect it under Reviews → Release policies first."
+            "A project admin can unprotect it under Reviews → Release policies first.",
+            code="label_protected",
         )
+    _check_content(attempt)
     review_id = _releasing.get()
     if review_id is not None:
         _check_release(attempt, review_id, policy)
@@ -63,6 +70,22 @@ def release_gate(attempt: LabelMoveAttempt) -> None:
         f"request — open v{attempt.to_version.number} and press “Request release”. "
         f"Only a rollback to a version released under {label} before is allowed without one."
     )
+
+
+def _check_content(attempt: LabelMoveAttempt) -> None:
+    """Recompute the hash of what is about to be released from the row as the database holds it now.
+
+    The database refuses to change a version, but its owner can lift a trigger; a
+    version whose content no longer matches the hash it was saved (and reviewed)
+    with is never released.
+    """
+    stored = PromptVersion.objects.filter(pk=attempt.to_version.pk).first()
+    actual = content_of(stored).hash() if stored is not None else None
+    if actual is None or actual != stored.content_hash or actual != attempt.to_version.content_hash:
+        raise LabelMoveRefused(
+            f"v{attempt.to_version.number} no longer matches the content it was saved and reviewed with "
+            "(its content hash differs); it was changed outside the studio and cannot be released."
+        )
 
 
 def _check_release(attempt: LabelMoveAttempt, review_id: int, policy) -> None:

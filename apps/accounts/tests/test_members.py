@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 
 from apps.accounts.models import Membership
 from apps.accounts.tests.factories import MembershipFactory, ProjectFactory, UserFactory
@@ -63,3 +64,37 @@ def test_creating_a_project_makes_the_creator_its_admin(client_for):
     response = client_for(user).post("/projects/new/", {"name": "Fresh Ideas"})
     assert response.status_code == 302
     assert Membership.objects.get(user=user, project__slug="fresh-ideas").role == "admin"
+
+
+def test_removing_a_member_revokes_the_keys_they_created_here_and_audits_it(client_for, member, project, settings):
+    from apps.accounts.models import ApiKey
+    from apps.accounts.services import api_key_create
+    from apps.api import cache
+
+    settings.API_CACHE_POLL_MS = 0  # every request re-reads the database stamp, as after the 500 ms poll
+    cache.clear()
+
+    admin, leaver = member("admin", "boss"), member("admin", "leaver")
+    kept, _ = api_key_create(project=project, name="ci", scope="read", actor=admin)
+    gone, raw = api_key_create(project=project, name="laptop", scope="write", actor=leaver)
+    elsewhere = ProjectFactory(slug="other")
+    MembershipFactory(project=elsewhere, user=leaver, role="admin")
+    other, _ = api_key_create(project=elsewhere, name="other", scope="read", actor=leaver)
+    api = Client()
+    assert api.get("/api/v1/prompts", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+
+    membership = Membership.objects.get(user=leaver, project=project)
+    response = client_for(admin).post(f"/p/acme/members/{membership.pk}/remove/", follow=True)
+
+    assert "leaver removed from the project; the 1 API key(s) they created here were revoked" in response.text
+    assert api.get("/api/v1/prompts", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+    assert ApiKey.objects.get(pk=gone.pk).revoked_reason == "leaver was removed from the project"
+    assert ApiKey.objects.get(pk=kept.pk).is_active and ApiKey.objects.get(pk=other.pk).is_active
+    event = AuditEvent.objects.get(action="api_key.revoked")
+    assert (event.object_id, event.actor_repr, event.after) == (
+        str(gone.pk),
+        "boss",
+        {"reason": "leaver was removed from the project"},
+    )
+    listing = client_for(admin).get("/p/acme/api-keys/").text
+    assert "leaver was removed from the project" in listing

@@ -35,8 +35,9 @@ def free_port() -> int:
 class StudioServer:
     """gunicorn serving the studio on 127.0.0.1; stop() and start() again on the same port."""
 
-    def __init__(self, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, env: dict[str, str] | None = None, port: int | None = None, threads: int = 4):
         self.port = port or free_port()
+        self.threads = threads
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -53,7 +54,7 @@ class StudioServer:
     def start(self) -> StudioServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "studio.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "1", "--threads", "4", "--log-level", "warning"],
+             "--workers", "1", "--threads", str(self.threads), "--log-level", "warning"],
             cwd=settings.BASE_DIR,
             env=self.env,
             start_new_session=True,

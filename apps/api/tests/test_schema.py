@@ -44,7 +44,7 @@ def test_it_answers_every_generated_request_without_a_server_error(wsgi_keeps_co
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema?format=json", application)
     headers = {"Authorization": f"Bearer {write_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 17  # prompts (7), datasets (4) and experiments (6)
+    assert len(operations) == 19  # prompts (8), datasets (4) and experiments (7)
 
     for operation in operations:
 

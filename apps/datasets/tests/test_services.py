@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from apps.audit.models import AuditEvent
-from apps.datasets import selectors, services
+from apps.datasets import import_jobs, selectors, services
 from apps.datasets.models import Dataset, DatasetItem, DatasetVersion, DatasetVersionItem, ImportJob, ImportStatus
 from apps.datasets.tests.factories import DatasetFactory, make_dataset_version
 
@@ -159,7 +159,7 @@ def test_it_redacts_personal_data_into_a_new_version(project, editor):
 
 
 def _upload(project, editor, name, content, **kwargs):
-    return services.import_upload(
+    return import_jobs.import_upload(
         project=project, actor=editor, uploaded=SimpleUploadedFile(name, content), dataset_name="tickets", **kwargs
     )
 
@@ -167,12 +167,12 @@ def _upload(project, editor, name, content, **kwargs):
 @pytest.mark.django_db
 def test_it_imports_an_uploaded_file_and_removes_it(project, editor):
     job = _upload(project, editor, "support_tickets.csv", (SAMPLES / "support_tickets.csv").read_bytes())
-    path = services.upload_path(job)
+    path = import_jobs.upload_path(job)
     assert path.exists()
-    table = services.import_read(job=job, preview=True)
+    table = import_jobs.import_read(job=job, preview=True)
     from apps.datasets import importing
 
-    job = services.import_start(job=job, mapping=importing.guess_mapping(table), message="", actor=editor)
+    job = import_jobs.import_start(job=job, mapping=importing.guess_mapping(table), message="", actor=editor)
     assert job.status == ImportStatus.DONE
     assert job.version.row_count == 10 and job.version.message == "Imported support_tickets.csv"
     assert Dataset.objects.get(project=project).name == "tickets"
@@ -184,25 +184,25 @@ def test_a_failed_import_leaves_nothing_behind(project, editor):
     content = b"n,ticket\n1,a\n2,b\nthree,c\n"
     job = _upload(project, editor, "bad.csv", content)
     mapping = {"n": {"role": "input", "type": "number"}, "ticket": {"role": "input", "type": "string"}}
-    job = services.import_start(job=job, mapping=mapping, message="", actor=editor)
+    job = import_jobs.import_start(job=job, mapping=mapping, message="", actor=editor)
     assert job.status == ImportStatus.FAILED
     assert "Row 3, column 'n': 'three' is not a number." in job.error
     assert not Dataset.objects.exists() and not DatasetVersion.objects.exists() and not DatasetItem.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="dataset.").exists()
-    assert not services.upload_path(job).parent.exists()
+    assert not import_jobs.upload_path(job).parent.exists()
 
 
 @pytest.mark.django_db
 def test_a_failed_import_into_an_existing_dataset_adds_no_version(project, editor):
     dataset = DatasetFactory(project=project)
     make_dataset_version(dataset, rows(2), actor=editor)
-    job = services.import_upload(
+    job = import_jobs.import_upload(
         project=project, actor=editor, uploaded=SimpleUploadedFile("x.jsonl", b'{"a": 1}\n{"a": 2'), dataset=dataset
     )
     from apps.datasets import importing
 
     with pytest.raises(importing.ImportProblem):
-        services.import_start(job=job, mapping={"a": {"role": "input"}}, message="", actor=editor)
+        import_jobs.import_start(job=job, mapping={"a": {"role": "input"}}, message="", actor=editor)
     assert DatasetVersion.objects.filter(dataset=dataset).count() == 1
     assert DatasetItem.objects.filter(dataset=dataset).count() == 2
 

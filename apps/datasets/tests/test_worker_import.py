@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
 
-from apps.datasets import importing, services
+from apps.datasets import import_jobs, importing
 from apps.datasets.models import Dataset, DatasetItem, DatasetVersion, ImportJob, ImportStatus
 
 
@@ -30,11 +30,11 @@ def _csv(rows: int, bad_row: int | None = None) -> bytes:
 @pytest.mark.worker
 @override_settings(DATASET_ASYNC_IMPORT_BYTES=1024)
 def test_it_imports_a_large_file_on_a_real_worker(celery_worker, project, editor, client):
-    job = services.import_upload(
+    job = import_jobs.import_upload(
         project=project, actor=editor, uploaded=SimpleUploadedFile("big.csv", _csv(20_000)), dataset_name="big"
     )
-    mapping = importing.guess_mapping(services.import_read(job=job, preview=True))
-    job = services.import_start(job=job, mapping=mapping, message="big import", actor=editor)
+    mapping = importing.guess_mapping(import_jobs.import_read(job=job, preview=True))
+    job = import_jobs.import_start(job=job, mapping=mapping, message="big import", actor=editor)
     assert job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.DONE)  # handed to the worker
     client.force_login(editor)
     status_url = reverse("datasets:import_status", args=[project.slug, job.token])
@@ -54,7 +54,7 @@ def test_it_imports_a_large_file_on_a_real_worker(celery_worker, project, editor
 @pytest.mark.worker
 @override_settings(DATASET_ASYNC_IMPORT_BYTES=1024)
 def test_a_large_import_that_fails_on_the_worker_leaves_nothing(celery_worker, project, editor):
-    job = services.import_upload(
+    job = import_jobs.import_upload(
         project=project,
         actor=editor,
         uploaded=SimpleUploadedFile("big.csv", _csv(5_000, bad_row=4_321)),
@@ -65,10 +65,10 @@ def test_a_large_import_that_fails_on_the_worker_leaves_nothing(celery_worker, p
         "customer_name": {"role": "input", "type": "string"},
         "n": {"role": "input", "type": "number"},
     }
-    services.import_start(job=job, mapping=mapping, message="", actor=editor)
+    import_jobs.import_start(job=job, mapping=mapping, message="", actor=editor)
     assert _wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_finished)
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
     assert "Row 4322, column 'n': 'oops' is not a number." in job.error
     assert not Dataset.objects.exists() and not DatasetVersion.objects.exists() and not DatasetItem.objects.exists()
-    assert not services.upload_path(job).exists()
+    assert not import_jobs.upload_path(job).exists()

@@ -3,8 +3,8 @@ from django.core.management import call_command
 
 from apps.demo.ratings import EXPERIMENT_NAME
 from apps.experiments.models import Experiment
-from apps.ratings import selectors
 from apps.ratings.models import Assignment, ExperimentLink
+from apps.ratings.summary import experiment_rating_summary
 from apps.reviews.models import ReleasePolicy
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ def test_the_demo_has_a_rated_experiment_with_a_verdict_linked_to_the_open_revie
     call_command("seed_demo")
     call_command("seed_demo")  # idempotent
     experiment = Experiment.objects.get(project__slug="demo", name=EXPERIMENT_NAME)
-    summary = selectors.experiment_rating_summary(experiment=experiment, focus=("B", "A"))
+    summary = experiment_rating_summary(experiment=experiment, focus=("B", "A"))
     assert summary["verdict"].startswith(
         "B beats A on 60% of items (95% CI 51-68%, p = 0.018; 120 judgements by 3 raters"
     )

@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from apps.accounts.tests.factories import ProjectFactory
-from apps.experiments import services
+from apps.experiments import selectors, services
 from apps.experiments.models import Cell, CellStatus, ExperimentStatus
 from apps.experiments.tests.factories import build_experiment, make_rows
 
@@ -29,7 +29,7 @@ def test_it_reports_missing_variables_before_start_and_refuses_to_start(project,
     records = make_rows(3)
     records[1] = {"input": {"other": "x"}, "expected": None, "metadata": {}}
     experiment = build_experiment(project, editor, [simulated_endpoint()], records=records)
-    missing = services.experiment_missing_variables(experiment=experiment)
+    missing = selectors.experiment_missing_variables(experiment=experiment)
     assert len(missing) == 1
     assert missing[0].problems == {"variable 'question' is missing": 1}
     assert missing[0].example_rows == [2]
@@ -41,7 +41,7 @@ def test_it_reports_missing_variables_before_start_and_refuses_to_start(project,
 def test_it_estimates_calls_tokens_and_cost(project, editor, simulated_endpoint):
     endpoint = simulated_endpoint(price_input_per_mtok=Decimal("1"), price_output_per_mtok=Decimal("2"))
     experiment = build_experiment(project, editor, [endpoint], rows=4, repeats=2)
-    estimate = services.experiment_estimate(experiment=experiment)
+    estimate = selectors.experiment_estimate(experiment=experiment)
     assert estimate.calls == 8
     assert estimate.tokens_in > 0
     assert estimate.tokens_out == 8 * 256

@@ -5,7 +5,7 @@ import pytest
 from apps.accounts.permissions import Forbidden
 from apps.prompts.models import Label
 from apps.prompts.tests.factories import PromptFactory, make_version
-from apps.ratings import services
+from apps.ratings import services, summary
 from apps.ratings.models import ExperimentLink
 from apps.ratings.tests.factories import judge_all, make_experiment
 from apps.reviews import services as review_services
@@ -112,20 +112,18 @@ def test_the_review_page_shows_the_verdict_charts_and_each_threshold_met_or_not(
     assert "✔ met: win rate against the current version &gt;= 50% with p &lt; 0.05" in html
     assert "✔ met: mean rating &gt;= 4 from at least 10 ratings" in html
     assert "✔ met: pass rate of evaluator quality &gt;= 95%" in html
-    assert 'data-figure="' in html and "plotly.min.js" in html
+    assert 'data-figure="' in html and "plotly-cartesian.min.js" in html
     author_html = client_for(cast.author).get(f"/p/acme/reviews/{review.pk}/").content.decode()
     assert 'id="release-form"' in author_html
 
 
 def test_the_review_page_computes_each_summary_once(setting, cast, client_for, monkeypatch):
-    from apps.ratings import selectors
-
     policy, _, experiment, review = setting
     services.evidence_rules_save(policy=policy, rules=RULES, actor=cast.admin)
     services.experiment_link_create(review=review, experiment=experiment, actor=cast.author)
     calls = []
-    real = selectors.experiment_rating_summary
-    monkeypatch.setattr(selectors, "experiment_rating_summary", lambda **kw: calls.append(kw) or real(**kw))
+    real = summary.experiment_rating_summary
+    monkeypatch.setattr(summary, "experiment_rating_summary", lambda **kw: calls.append(kw) or real(**kw))
     html = client_for(cast.reviewer).get(f"/p/acme/reviews/{review.pk}/").content.decode()
     assert "✖ not met" in html  # the checks ran, on the same summary as the evidence
     assert len(calls) == 1

@@ -2,7 +2,8 @@
 
 import pytest
 
-from apps.ratings import selectors, services, stats
+from apps.ratings import services, stats
+from apps.ratings.summary import experiment_rating_summary
 from apps.ratings.tests.factories import judge_all, make_experiment
 
 # scipy is the independent reference here (imported lazily in the app itself).
@@ -24,7 +25,7 @@ def test_the_summary_counts_wins_losses_and_ties_whatever_side_they_were_shown_o
     queue = _queue(experiment, editor, raters)
     # B wins rows 0-11, A wins rows 12-15, rows 16-19 are ties; all three raters agree.
     judge_all(queue, raters, lambda rater, p: "B" if p < 12 else ("A" if p < 16 else "tie"))
-    summary = selectors.experiment_rating_summary(experiment=experiment)
+    summary = experiment_rating_summary(experiment=experiment)
     (pair,) = summary["pairs"]
     assert (pair["variant"], pair["against"]) == ("B", "A")
     assert (pair["wins"], pair["losses"], pair["ties"], pair["n"], pair["raters"]) == (36, 12, 12, 60, 3)
@@ -43,7 +44,7 @@ def test_two_raters_are_measured_with_cohens_kappa(project, editor, raters):
     experiment = make_experiment(project, editor, rows=8)
     queue = _queue(experiment, editor, raters[:2])
     judge_all(queue, raters[:2], lambda rater, p: "B" if (p < 4 or rater == raters[0]) else "A")
-    agreement = selectors.experiment_rating_summary(experiment=experiment)["agreement"]
+    agreement = experiment_rating_summary(experiment=experiment)["agreement"]
     first = [1.0] * 8
     second = [1.0] * 4 + [0.0] * 4
     assert agreement["method"] == "cohen_kappa" and agreement["raters"] == 2 and agreement["units"] == 8
@@ -56,7 +57,7 @@ def test_mean_ratings_have_bootstrap_intervals_and_n(project, editor, raters):
         for rater, score in zip(raters, (4, 5, 4), strict=True):
             cell = experiment.cells.get(variant__name="B", position=position)
             services.rating_submit(cell=cell, rater=rater, data={"score": str(score)})
-    summary = selectors.experiment_rating_summary(experiment=experiment)
+    summary = experiment_rating_summary(experiment=experiment)
     b = next(v for v in summary["variants"] if v["name"] == "B")
     expected = stats.bootstrap_mean([4, 5, 4] * 5)
     assert (b["mean_rating"], b["ci_low"], b["ci_high"], b["n"]) == (
@@ -88,7 +89,7 @@ def test_more_than_two_variants_are_ranked_by_bradley_terry(project, editor, rat
         services.judgement_submit(
             queue=queue, token=assignment.token, rater=raters[0], choice="left" if winner == left else "right"
         )
-    summary = selectors.experiment_rating_summary(experiment=experiment)
+    summary = experiment_rating_summary(experiment=experiment)
     assert [r["name"] for r in summary["ranking"]] == ["C", "B", "A"]
     assert len(summary["pairs"]) == 3
 
@@ -98,7 +99,7 @@ def test_the_llm_judge_is_compared_with_the_people(project, editor, raters):
     for cell in experiment.cells.all():
         good = cell.variant.name != "A" or cell.position % 3 == 0  # what the judge said (factories.default_score)
         services.rating_submit(cell=cell, rater=raters[0], data={"score": "5" if good else "1"})
-    (judge,) = selectors.experiment_rating_summary(experiment=experiment)["judge_agreement"]
+    (judge,) = experiment_rating_summary(experiment=experiment)["judge_agreement"]
     assert judge["evaluator"] == "quality" and judge["n"] == 24
     assert judge["kappa"] == pytest.approx(1.0) and judge["pass_agreement"] == 1.0
     assert judge["spearman"] == pytest.approx(1.0) and judge["trust"] == "agrees with people well"
@@ -106,7 +107,7 @@ def test_the_llm_judge_is_compared_with_the_people(project, editor, raters):
 
 def test_paired_automatic_scores_use_wilcoxon_over_items_with_repeats_averaged(project, editor):
     experiment = make_experiment(project, editor, rows=9, repeats=2)
-    (test,) = selectors.experiment_rating_summary(experiment=experiment)["paired_scores"]
+    (test,) = experiment_rating_summary(experiment=experiment)["paired_scores"]
     # Per row, A scores 0.9 on rows 0, 3, 6 and 0.2 elsewhere; B always 0.9: six rows differ by +0.7.
     expected = scipy_stats.wilcoxon([0.0, 0.7, 0.7] * 3, zero_method="wilcox")
     assert test["n"] == 9 and test["p_value"] == pytest.approx(expected.pvalue)
@@ -114,6 +115,6 @@ def test_paired_automatic_scores_use_wilcoxon_over_items_with_repeats_averaged(p
 
 
 def test_without_judgements_the_verdict_says_so(experiment):
-    summary = selectors.experiment_rating_summary(experiment=experiment)
+    summary = experiment_rating_summary(experiment=experiment)
     assert summary["pairs"] == [] and summary["agreement"] is None
     assert summary["verdict"].startswith("No pairwise judgements yet")

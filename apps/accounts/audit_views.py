@@ -1,3 +1,6 @@
+"""The audit log page of a project (list, filters, CSV export). It lives in accounts, which may use both the
+role check and the audit selectors; the audit app itself imports only Django."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.audit import views
+from apps.accounts import audit_views as views
 
 app_name = "audit"
 
