@@ -121,6 +121,14 @@ async def stdio_session(key: str):
             yield session
 
 
+def run_async(function):
+    """anyio.run in a thread of its own: a browser test's Playwright keeps an event loop running on this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(anyio.run, function).result()
+
+
 def _data(result: types.CallToolResult) -> dict:
     return json.loads(result.content[0].text)
 
@@ -247,7 +255,7 @@ def test_it_serves_a_read_key_over_streamable_http(seeded, http_server):
         async with http_session(http_server.url, seeded["read"]) as session:
             return await _read_tour(session)
 
-    _check_read_tour(anyio.run(tour))
+    _check_read_tour(run_async(tour))
 
 
 def test_it_serves_a_write_key_over_streamable_http_and_the_gate_holds(seeded, http_server):
@@ -255,7 +263,7 @@ def test_it_serves_a_write_key_over_streamable_http_and_the_gate_holds(seeded, h
         async with http_session(http_server.url, seeded["write"]) as session:
             return await _write_tour(session)
 
-    _check_write_tour(anyio.run(tour), seeded["greet"])
+    _check_write_tour(run_async(tour), seeded["greet"])
 
 
 def test_the_http_transport_refuses_a_missing_or_bad_key(seeded, http_server):
@@ -279,7 +287,7 @@ def test_it_serves_a_read_key_over_stdio(seeded):
         async with stdio_session(seeded["read"]) as session:
             return await _read_tour(session)
 
-    _check_read_tour(anyio.run(tour))
+    _check_read_tour(run_async(tour))
 
 
 def test_it_serves_a_write_key_over_stdio_and_the_gate_holds(seeded):
@@ -287,7 +295,7 @@ def test_it_serves_a_write_key_over_stdio_and_the_gate_holds(seeded):
         async with stdio_session(seeded["write"]) as session:
             return await _write_tour(session)
 
-    _check_write_tour(anyio.run(tour), seeded["greet"])
+    _check_write_tour(run_async(tour), seeded["greet"])
 
 
 def test_manage_py_mcp_refuses_to_start_without_a_valid_key(seeded):
