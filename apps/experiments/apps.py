@@ -10,3 +10,8 @@ class ExperimentsConfig(AppConfig):
         from apps.core import nav
 
         nav.register(nav.NavEntry(title="Experiments", url_name="experiments:list", order=40))
+
+        from apps.datasets import counterfactual
+        from apps.experiments.probes.paraphrase import paraphraser
+
+        counterfactual.register_paraphraser(paraphraser)
