@@ -21,10 +21,19 @@ ACTIVE_STATUSES = (ExperimentStatus.RUNNING,)
 FINAL_STATUSES = (ExperimentStatus.CANCELLED, ExperimentStatus.STOPPED, ExperimentStatus.FINISHED)
 
 
+class ExperimentKind(models.TextChoices):
+    EVALUATION = "evaluation", "Evaluation"
+    BIAS = "bias", "Bias probe (counterfactual pairs)"
+    INJECTION = "injection", "Prompt-injection probe"
+
+
 class Experiment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="experiments")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=ExperimentKind.choices, default=ExperimentKind.EVALUATION)
+    # A probe's settings (bias: the positive label; injection: the attacked variables), as given at creation.
+    probe = models.JSONField(default=dict, blank=True)
     dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT, related_name="experiments")
     repeats = models.PositiveSmallIntegerField(default=1)
     budget = models.DecimalField(
