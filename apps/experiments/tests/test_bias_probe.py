@@ -16,8 +16,8 @@ from apps.experiments.models import Cell, ExperimentKind
 from apps.experiments.probes import bias
 from apps.experiments.probes.services import bias_probe_create
 from apps.experiments.services import ExperimentError
-from apps.providers.testing.server import transform
 from apps.prompts.tests.factories import PromptFactory, make_version
+from apps.providers.testing.server import transform
 
 TEMPLATES = [
     "Applicant: {name}. {p} earns {n} thousand a year and asks for a loan; {p2} has been at {q} job for {y} years.",
