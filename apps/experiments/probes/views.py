@@ -19,4 +19,9 @@ def probe_context(experiment: Experiment) -> dict[str, Any]:
             "probe_charts": bias.charts(reports),
             "probe_alpha": bias.ALPHA,
         }
+    if experiment.kind == ExperimentKind.INJECTION:
+        from apps.experiments.probes import injection
+
+        result = injection.report(experiment)
+        return {"probe_kind": "injection", "probe_report": result.as_dict(), "probe_summary": injection.summary(result)}
     return {}
