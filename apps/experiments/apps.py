@@ -15,3 +15,11 @@ class ExperimentsConfig(AppConfig):
         from apps.experiments.probes.paraphrase import paraphraser
 
         counterfactual.register_paraphraser(paraphraser)
+
+        from apps.experiments.probes import governance
+        from apps.reviews import evidence, release_checks
+
+        evidence.register(
+            evidence.EvidenceProvider(title="Responsible-AI probes", collect=governance.collect, order=30)
+        )
+        release_checks.register(governance.release_checks)

@@ -22,8 +22,9 @@ def _run(project, editor, endpoint, version):
 
 def test_it_finds_the_leak_in_a_leaky_template(project, editor, simulated_endpoint, client_for):
     # The secret and the user's text in one message: the (echoing) model says the instructions back.
-    leaky = make_version(PromptFactory(project=project, name="leaky"), SECRET + "\nCustomer {{ name }} asks: {{ question }}",
-                         actor=editor, samples={"name": "Ann", "question": "Where is my order?"})  # fmt: skip
+    template = SECRET + "\nCustomer {{ name }} asks: {{ question }}"
+    samples = {"name": "Ann", "question": "Where is my order?"}
+    leaky = make_version(PromptFactory(project=project, name="leaky"), template, actor=editor, samples=samples)
     experiment = _run(project, editor, simulated_endpoint(), leaky)
     assert experiment.kind == ExperimentKind.INJECTION
     result = injection.report(experiment)
