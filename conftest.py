@@ -69,7 +69,9 @@ def _worker_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, tmp: Path, env_overrides: dict[str, str] | None = None, queues: str = "interactive,experiments"):
+    def __init__(
+        self, tmp: Path, env_overrides: dict[str, str] | None = None, queues: str = "interactive,experiments,ingest"
+    ):
         self.ready_file = tmp / f"worker-{time.monotonic_ns()}.ready"
         env = {
             **os.environ,
@@ -146,7 +148,7 @@ def _purge_embedded_broker() -> None:
         from studio.celery import app
 
         with app.connection_for_write() as conn:
-            for queue in ("interactive", "experiments"):
+            for queue in ("interactive", "experiments", "ingest"):
                 conn.default_channel.queue_purge(queue)
 
 

@@ -1,4 +1,4 @@
-"""The Celery app: JSON only, late acks, prefetch 1, queues `interactive` and `experiments`."""
+"""The Celery app: JSON only, late acks, prefetch 1, queues `interactive`, `experiments` and `ingest`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from studio import broker
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 broker.install()  # `filesystem://` is the embedded default's safe file transport (see studio/broker.py)
 
-QUEUES = ("interactive", "experiments")
+QUEUES = ("interactive", "experiments", "ingest")
 
 app = Celery("studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")

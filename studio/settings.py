@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.experiments",
     "apps.ratings",
+    "apps.traces",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
@@ -202,6 +203,23 @@ EXPERIMENT_CLAIM_SECONDS = env_int("EXPERIMENT_CLAIM_SECONDS", 12, minimum=3)
 # A pending cell whose batch message has not run for this long is enqueued again (a lost message).
 EXPERIMENT_REQUEUE_SECONDS = env_int("EXPERIMENT_REQUEUE_SECONDS", 900, minimum=10)
 
+# --- Production traces (apps/traces) ------------------------------------------
+# 429 with Retry-After when this many accepted batches wait for the ingest worker.
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 2000, minimum=1)
+INGEST_RETRY_AFTER_SECONDS = env_int("INGEST_RETRY_AFTER_SECONDS", 5, minimum=1)
+INGEST_BACKLOG_CHECK_MS = env_int("INGEST_BACKLOG_CHECK_MS", 500, minimum=0)
+INGEST_MAX_BODY_MB = env_int("INGEST_MAX_BODY_MB", 10, minimum=1)
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 5, minimum=1)
+INGEST_REQUEUE_SECONDS = env_int("INGEST_REQUEUE_SECONDS", 120, minimum=5)
+TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 30, minimum=1)
+TRACE_DELETE_CHUNK = env_int("TRACE_DELETE_CHUNK", 5000, minimum=1)
+CELERY_BEAT_SCHEDULE["traces-sweep"] = {"task": "traces.sweep", "schedule": 60.0, "options": {"expires": 55}}
+CELERY_BEAT_SCHEDULE["traces-retention"] = {
+    "task": "traces.retention",
+    "schedule": 3600.0,
+    "options": {"expires": 3000, "queue": "ingest"},
+}
+
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -336,6 +354,9 @@ LEXICON_DIR = env_path("LEXICON_DIR", DATA_DIR / "lexicons")
 DATASET_MAX_UPLOAD_MB = env_int("DATASET_MAX_UPLOAD_MB", 50, minimum=1)
 DATASET_MAX_ROWS = env_int("DATASET_MAX_ROWS", 1_000_000, minimum=1)
 DATASET_MAX_CELL_CHARS = env_int("DATASET_MAX_CELL_CHARS", 100_000, minimum=10)
+# An XLSX file is a zip: bound what it unpacks to and the cells its sheets declare before parsing it.
+DATASET_XLSX_MAX_UNPACKED_MB = env_int("DATASET_XLSX_MAX_UNPACKED_MB", 100, minimum=1)
+DATASET_XLSX_MAX_CELLS = env_int("DATASET_XLSX_MAX_CELLS", 5_000_000, minimum=1)
 # Files larger than this are imported by a Celery task on the `experiments` queue, with a progress bar.
 DATASET_ASYNC_IMPORT_BYTES = env_int("DATASET_ASYNC_IMPORT_BYTES", 2 * 1024 * 1024, minimum=0)
 DATASET_UPLOAD_TTL_HOURS = env_int("DATASET_UPLOAD_TTL_HOURS", 24, minimum=1)
@@ -354,7 +375,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.auth.HasKey"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.api.negotiation.JsonOnly",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
@@ -369,6 +390,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema.describe_text_rules",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PromptTypeEnum": ["text", "chat"],
         "VariableTypeEnum": "apps.prompts.sandbox.VARIABLE_TYPES",

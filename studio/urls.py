@@ -26,4 +26,5 @@ urlpatterns = [
     path("p/<slug:project_slug>/datasets/", include("apps.datasets.urls")),
     path("p/<slug:project_slug>/experiments/", include("apps.experiments.urls")),
     path("p/<slug:project_slug>/ratings/", include("apps.ratings.urls")),
+    path("p/<slug:project_slug>/traces/", include("apps.traces.urls")),
 ]

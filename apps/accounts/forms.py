@@ -23,5 +23,6 @@ class ApiKeyForm(StyledForm):
     scope = forms.ChoiceField(
         choices=ApiKeyScope.choices,
         initial=ApiKeyScope.READ,
-        help_text="Read fetches and renders prompts; read and write also saves versions and moves labels.",
+        help_text="Read fetches and renders prompts; read and write also saves versions and moves labels; "
+        "read and send traces lets an app also send traces and feedback.",
     )

@@ -48,6 +48,7 @@ class Membership(models.Model):
 class ApiKeyScope(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Read and write"
+    INGEST = "ingest", "Read and send traces"
 
 
 class ApiKey(models.Model):
@@ -85,6 +86,10 @@ class ApiKey(models.Model):
     @property
     def can_write(self) -> bool:
         return self.scope == ApiKeyScope.WRITE
+
+    @property
+    def can_ingest(self) -> bool:
+        return self.scope in (ApiKeyScope.WRITE, ApiKeyScope.INGEST)
 
     # An API key acts in audit events and services like a user does.
     @property

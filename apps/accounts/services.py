@@ -138,7 +138,7 @@ def api_key_create(*, project: Project, name: str, scope: str, actor) -> tuple[A
     if not name:
         raise AccountError("Give the key a name that says where it is used.")
     if scope not in ApiKeyScope.values:
-        raise AccountError(f"Unknown scope '{scope}'; use read or write.")
+        raise AccountError(f"Unknown scope '{scope}'; use read, write or ingest.")
     raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         project=project,

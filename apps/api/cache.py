@@ -47,6 +47,11 @@ class KeyInfo:
     def can_write(self) -> bool:
         return self.scope == "write"
 
+    @property
+    def can_ingest(self) -> bool:
+        """An ingest key reads like a read key and may also send traces and feedback; a write key may too."""
+        return self.scope in ("write", "ingest")
+
 
 @dataclass(frozen=True)
 class Resolved:

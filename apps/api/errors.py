@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -93,6 +94,7 @@ def throttled(wait: float) -> exceptions.Throttled:
     return exceptions.Throttled(wait=wait)
 
 
+@csrf_exempt  # the API has no sessions: a POST to an unknown path is a 404, not the HTML CSRF page
 def not_found(request, *args, **kwargs) -> JsonResponse:
-    """Unknown paths under /api/ answer JSON too, not the HTML 404 page."""
+    """Unknown paths under /api/ answer JSON too, not the HTML 404 page, whatever the method."""
     return JsonResponse({"code": "not_found", "detail": f"No API endpoint at {request.path}."}, status=404)

@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from apps.api import datasets, experiments, views
+from apps.api import datasets, experiments, traces, views
 from apps.api.errors import not_found
 
 app_name = "api"
@@ -42,6 +42,10 @@ urlpatterns = [
     path("v1/experiments/<int:experiment_id>/summary", experiments.experiment_summary, name="experiment_summary"),
     path("v1/experiments/<int:experiment_id>/compare", experiments.experiment_compare, name="experiment_compare"),
     path("v1/experiments/<int:experiment_id>/<str:action>", experiments.experiment_action, name="experiment_action"),
+    path("v1/otel/v1/traces", traces.otlp_traces, name="otlp_traces"),
+    path("v1/traces", traces.traces, name="traces"),
+    path("v1/traces/<str:trace_id>", traces.trace_detail, name="trace"),
+    path("v1/feedback", traces.feedback, name="feedback"),
     path(
         "v1/schema",
         SpectacularAPIView.as_view(**PUBLIC),

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.accounts.models import Membership, Project, Role
 from apps.accounts.services import project_create
-from apps.demo import datasets, prompts, providers, ratings, reviews
+from apps.demo import datasets, prompts, providers, ratings, reviews, traces
 from apps.demo.users import demo_user
 
 DemoStep = Callable[..., object]
@@ -24,6 +24,7 @@ DEMO_STEPS: list[DemoStep] = [
     datasets.seed_demo_datasets,
     providers.seed_demo_endpoints,
     ratings.seed_demo_ratings,
+    traces.seed_demo_traces,
 ]
 
 

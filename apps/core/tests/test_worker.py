@@ -27,7 +27,11 @@ def test_each_queue_has_its_own_route():
     from studio.celery import app
 
     routes = {queue.name: (queue.exchange.name, queue.routing_key) for queue in app.conf.task_queues}
-    assert routes == {"interactive": ("interactive", "interactive"), "experiments": ("experiments", "experiments")}
+    assert routes == {
+        "interactive": ("interactive", "interactive"),
+        "experiments": ("experiments", "experiments"),
+        "ingest": ("ingest", "ingest"),
+    }
 
 
 @pytest.mark.worker

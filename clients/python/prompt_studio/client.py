@@ -64,9 +64,10 @@ class Prompt:
     labels: list[str] = field(default_factory=list)
     content_hash: str = ""
     source: str = "studio"  # studio, cache, snapshot or fallback
+    label: str = ""  # the label it was fetched by (traces record it), "" when fetched by version
 
     @classmethod
-    def from_document(cls, document: dict[str, Any], source: str = "studio") -> Prompt:
+    def from_document(cls, document: dict[str, Any], source: str = "studio", label: str | None = None) -> Prompt:
         return cls(
             name=document["name"],
             version=document["version"],
@@ -78,6 +79,7 @@ class Prompt:
             labels=document.get("labels") or [],
             content_hash=document.get("content_hash", ""),
             source=source,
+            label=label or "",
         )
 
     def render(self, **variables: Any) -> str | list[dict[str, str]]:
@@ -196,6 +198,34 @@ class Studio:
             self.snapshot_path = target
         return target
 
+    # --- tracing (prompt_studio/tracing.py) -------------------------------------------------------
+
+    @property
+    def tracer(self):
+        """The background exporter of traces and feedback (made on first use; `configure_tracing` to tune it)."""
+        if getattr(self, "_tracer", None) is None:
+            self.configure_tracing()
+        return self._tracer
+
+    def configure_tracing(self, **options: Any):
+        """Options of prompt_studio.tracing.Tracer: max_queue, batch_size, flush_interval, enabled, ..."""
+        from prompt_studio.tracing import Tracer
+
+        self._tracer = Tracer(self.base_url, self.api_key, **options)
+        return self._tracer
+
+    def trace(self, name: str = "trace", **fields: Any):
+        """A trace as a context manager or decorator: user_id, session_id, tags, metadata, trace_id."""
+        return self.tracer.trace(name, **fields)
+
+    def feedback(self, trace_id: str, name: str, value: float | bool | str, **options: Any) -> str:
+        """Send a score on a trace (span_id=, comment=, end_user_id=, score_id=); never raises."""
+        return self.tracer.feedback(trace_id, name, value, **options)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send the queued traces now; True when all were handed over within `timeout`."""
+        return self.tracer.flush(timeout)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -214,7 +244,7 @@ class Studio:
                 self.stats["not_modified"] += 1
                 fresh = _Entry(entry.prompt, entry.etag, time.monotonic())
             else:
-                fresh = _Entry(Prompt.from_document(body), etag, time.monotonic())
+                fresh = _Entry(Prompt.from_document(body, label=key[1]), etag, time.monotonic())
             self._entries[key] = fresh
         return fresh.prompt
 
@@ -308,7 +338,7 @@ class Studio:
             return None
         if label is not None and label != self._snapshot.get("label") and label not in document.get("labels", []):
             return None
-        return Prompt.from_document(document, source="snapshot")
+        return Prompt.from_document(document, source="snapshot", label=label)
 
     @staticmethod
     def _from_fallback(name: str, fallback: str | dict[str, Any] | Prompt) -> Prompt:

@@ -1,0 +1,500 @@
+"""Accept fast, write in bulk.
+
+`batch_accept` is the request's only write: the validated, redacted records as
+one IngestBatch row, then a message to the `ingest` queue once it commits.
+`batch_expand` (the Celery task's body) turns a batch into rows in one
+transaction: COPY into a temporary table then INSERT ... ON CONFLICT DO NOTHING
+on PostgreSQL, `executemany` with ON CONFLICT DO NOTHING on SQLite. The unique
+keys on the client's (trace id, span id) and score id make a retried or
+duplicated batch write nothing twice; a worker killed mid-batch rolls back and
+the message (acks late) or the sweep runs the batch again.
+
+A trace's summary row is recomputed from all of its spans after each batch
+that touches it. On PostgreSQL, transaction-scoped advisory locks on the
+touched traces (taken in sorted order) keep two batches of the same trace from
+summing without each other's spans; SQLite writes one transaction at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.functions import Substr
+from django.utils import timezone
+
+from apps.traces.models import BatchStatus, IngestBatch, Score, Span, Trace, TraceSettings
+from apps.traces.records import ScoreRecord, SpanRecord, TraceRecord, payload_dumps, payload_loads
+from apps.traces.redaction import Redactor
+
+logger = logging.getLogger(__name__)
+
+SPAN_COLUMNS = (
+    "project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "duration_ms",
+    "status", "status_message", "provider", "model", "operation", "input", "output", "input_text", "output_text",
+    "variables", "input_tokens", "output_tokens", "cost", "prompt_name", "prompt_version_number", "prompt_label",
+    "prompt_version_id", "attributes", "flags", "batch_id",
+)  # fmt: skip
+JSON_SPAN_COLUMNS = {"input", "output", "variables", "attributes", "flags"}
+SCORE_COLUMNS = (
+    "project_id", "score_id", "trace_id", "span_id", "name", "data_type", "value", "string_value", "comment",
+    "end_user_id", "source", "created_at",
+)  # fmt: skip
+TRACE_COLUMNS = (
+    "project_id", "trace_id", "name", "start_time", "end_time", "duration_ms", "status", "span_count",
+    "generation_count", "input_tokens", "output_tokens", "cost", "model", "prompt_name", "prompt_version_number",
+    "prompt_label", "prompt_version_id", "input_text", "output_text", "user_id", "session_id", "environment",
+    "tags", "metadata", "flags", "feedback_count", "feedback_mean", "updated_at",
+)  # fmt: skip
+TRACE_TEXT_CHARS = 2_000  # of a trace's input and output kept on the trace row (lists and search)
+
+
+# --- accept ---------------------------------------------------------------------------------------
+
+_settings_cache: dict[int, tuple[float, str]] = {}
+_backlog_cache: dict[str, float] = {"at": 0.0, "count": 0.0}
+_cache_lock = threading.Lock()
+
+
+def project_pii_mode(project_id: int) -> str:
+    now = time.monotonic()
+    cached = _settings_cache.get(project_id)
+    if cached and now - cached[0] < 10:
+        return cached[1]
+    mode = TraceSettings.objects.filter(project_id=project_id).values_list("pii_mode", flat=True).first() or "off"
+    with _cache_lock:
+        _settings_cache[project_id] = (now, mode)
+    return mode
+
+
+def backlog_retry_after() -> int | None:
+    """Seconds an app should wait when the batches waiting for a worker pass INGEST_MAX_PENDING_BATCHES."""
+    limit = settings.INGEST_MAX_PENDING_BATCHES
+    now = time.monotonic()
+    if now - _backlog_cache["at"] > settings.INGEST_BACKLOG_CHECK_MS / 1000:
+        count = IngestBatch.objects.filter(status=BatchStatus.PENDING).count()
+        with _cache_lock:
+            _backlog_cache.update(at=now, count=count)
+    if _backlog_cache["count"] >= limit:
+        return settings.INGEST_RETRY_AFTER_SECONDS
+    return None
+
+
+def batch_accept(
+    *,
+    project_id: int,
+    source: str,
+    spans: list[SpanRecord],
+    traces: list[TraceRecord] = (),
+    scores: list[ScoreRecord] = (),
+) -> IngestBatch:
+    """Store the batch durably in one write (redacted first: no secret is ever stored) and enqueue its expansion."""
+    redactor = Redactor(project_pii_mode(project_id))
+    spans = [s.redacted(redactor) for s in spans]
+    traces = [t.redacted(redactor) for t in traces]
+    scores = [s.redacted(redactor) for s in scores]
+    now = timezone.now()
+    batch = IngestBatch.objects.create(
+        project_id=project_id,
+        source=source,
+        payload=payload_dumps(spans, list(traces), list(scores)),
+        span_count=len(spans),
+        received_at=now,
+        enqueued_at=now,
+    )
+    with _cache_lock:
+        _backlog_cache["count"] += 1
+    batch_id = batch.pk
+    transaction.on_commit(lambda: enqueue(batch_id))
+    return batch
+
+
+def enqueue(batch_id: int) -> None:
+    from apps.traces.tasks import expand_batch
+
+    try:
+        expand_batch.apply_async(args=[batch_id], queue="ingest")
+    except Exception:  # the batch is stored: the sweep enqueues it again, the app must not see an error
+        logger.exception("Could not enqueue ingest batch %s; the sweep will retry it", batch_id)
+
+
+# --- expand ---------------------------------------------------------------------------------------
+
+
+def batch_expand(*, batch_id: int) -> bool:
+    """Write a pending batch's rows; False when it is gone or already done (running twice writes nothing twice)."""
+    with transaction.atomic():
+        batch = (
+            IngestBatch.objects.select_for_update().filter(pk=batch_id, status=BatchStatus.PENDING).only("pk").first()
+        )
+        if batch is None:
+            return False
+        batch = IngestBatch.objects.get(pk=batch_id)
+        spans, traces, scores = payload_loads(batch.payload)
+        rows_write(project_id=batch.project_id, spans=spans, traces=traces, scores=scores, batch_id=batch.pk)
+        IngestBatch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.DONE, payload="", processed_at=timezone.now(), error=""
+        )
+    return True
+
+
+def batch_failed(*, batch_id: int, error: str) -> None:
+    """Count a failed attempt; after INGEST_MAX_ATTEMPTS the batch is marked failed (kept for inspection)."""
+    batch = IngestBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return
+    attempts = batch.attempts + 1
+    status = BatchStatus.FAILED if attempts >= settings.INGEST_MAX_ATTEMPTS else BatchStatus.PENDING
+    IngestBatch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).update(
+        attempts=attempts, status=status, error=error[:500]
+    )
+
+
+def _dt(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def _resolve_prompts(project_id: int, spans: list[SpanRecord]) -> dict[tuple[str, int | None, str], tuple[Any, ...]]:
+    """(name, version, label) -> (prompt_version_id, version number, flags) for every prompt the spans name."""
+    from apps.prompts.models import Label, Prompt, PromptVersion
+
+    wanted = {(s.prompt_name, s.prompt_version, s.prompt_label) for s in spans if s.prompt_name}
+    if not wanted:
+        return {}
+    names = {w[0] for w in wanted}
+    prompts = dict(Prompt.objects.filter(project_id=project_id, name__in=names).values_list("name", "pk"))
+    numbers = {w[1] for w in wanted if w[1] is not None}
+    versions = {
+        (prompt_id, number): pk
+        for prompt_id, number, pk in PromptVersion.objects.filter(
+            prompt_id__in=prompts.values(), number__in=numbers
+        ).values_list("prompt_id", "number", "pk")
+    }
+    labels = {
+        (prompt_id, name): (pk, number)
+        for prompt_id, name, pk, number in Label.objects.filter(prompt_id__in=prompts.values()).values_list(
+            "prompt_id", "name", "version_id", "version__number"
+        )
+    }
+    resolved = {}
+    for name, number, label in wanted:
+        prompt_id = prompts.get(name)
+        if prompt_id is None:
+            resolved[(name, number, label)] = (None, number, ["unknown_prompt"])
+        elif number is not None:
+            pk = versions.get((prompt_id, number))
+            resolved[(name, number, label)] = (pk, number, [] if pk else ["unknown_version"])
+        elif label:
+            found = labels.get((prompt_id, label))
+            resolved[(name, number, label)] = (found[0], found[1], []) if found else (None, None, ["unknown_label"])
+        else:
+            resolved[(name, number, label)] = (None, None, ["no_version"])
+    return resolved
+
+
+def _lock_traces(project_id: int, trace_ids: list[str]) -> None:
+    if connection.vendor != "postgresql" or not trace_ids:
+        return
+    keys = sorted(
+        int.from_bytes(hashlib.blake2b(f"{project_id}:{t}".encode(), digest_size=8).digest(), "big", signed=True)
+        for t in trace_ids
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k) AS keys", [keys])
+
+
+def _span_rows(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> list[tuple[Any, ...]]:
+    resolved = _resolve_prompts(project_id, spans)
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for s in spans:
+        if (s.trace_id, s.span_id) in seen:
+            continue
+        seen.add((s.trace_id, s.span_id))
+        version_id, number, flags = (
+            resolved[(s.prompt_name, s.prompt_version, s.prompt_label)] if s.prompt_name else (None, None, [])
+        )
+        rows.append(
+            (
+                project_id, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, _dt(s.start_us), _dt(s.end_us),
+                (s.end_us - s.start_us) / 1000, "error" if s.error else "ok", s.status_message, s.provider, s.model,
+                s.operation, s.input, s.output, s.input_text, s.output_text, s.variables, s.input_tokens,
+                s.output_tokens, Decimal(str(s.cost)) if s.cost is not None else None, s.prompt_name,
+                number if number is not None else s.prompt_version, s.prompt_label, version_id, s.attributes,
+                flags, batch_id,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def bulk_insert_ignore(
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    json_columns: set[str],
+    *,
+    on_conflict: str = "ON CONFLICT DO NOTHING",
+):
+    """Insert rows, skipping (or, with `on_conflict`, updating) those whose unique key exists.
+
+    COPY into a temporary table then one INSERT ... SELECT on PostgreSQL; `executemany` on SQLite.
+    """
+    if not rows:
+        return
+    json_at = [i for i, c in enumerate(columns) if c in json_columns]
+
+    def encoded(row):
+        row = list(row)
+        for i in json_at:
+            row[i] = _json(row[i])
+        return row
+
+    column_list = ", ".join(columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            load = f"{table}_load"
+            cursor.execute(
+                f"CREATE TEMP TABLE {load} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"  # noqa: S608
+            )
+            with cursor.copy(f"COPY {load} ({column_list}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(encoded(row))
+            cursor.execute(
+                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {load} {on_conflict}"  # noqa: S608
+            )
+            cursor.execute(f"DROP TABLE {load}")
+        else:
+            ops = connection.ops
+            datetime_at = [i for i, r in enumerate(rows[0]) if isinstance(r, datetime)]
+            prepared = []
+            for row in rows:
+                row = encoded(row)
+                for i in datetime_at:
+                    row[i] = ops.adapt_datetimefield_value(row[i])
+                prepared.append(row)
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {table} ({column_list}) VALUES ({marks}) {on_conflict}",  # noqa: S608
+                prepared,
+            )
+
+
+def _score_rows(project_id: int, scores: list[ScoreRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            project_id, s.score_id, s.trace_id, s.span_id, s.name, s.data_type, s.value, s.string_value, s.comment,
+            s.end_user_id, s.source, _dt(s.created_us),
+        )
+        for s in scores
+    ]  # fmt: skip
+
+
+def rows_write(
+    *,
+    project_id: int,
+    spans: list[SpanRecord],
+    traces: list[TraceRecord] = (),
+    scores: list[ScoreRecord] = (),
+    batch_id: int | None = None,
+) -> None:
+    """Write the records' rows and recompute the summary of every trace they touch. Call inside a transaction."""
+    touched = sorted({s.trace_id for s in spans} | {t.trace_id for t in traces} | {s.trace_id for s in scores})
+    _lock_traces(project_id, touched)
+    bulk_insert_ignore(Span._meta.db_table, SPAN_COLUMNS, _span_rows(project_id, spans, batch_id), JSON_SPAN_COLUMNS)
+    bulk_insert_ignore(Score._meta.db_table, SCORE_COLUMNS, _score_rows(project_id, list(scores)), set())
+    traces_recompute(project_id=project_id, trace_ids=touched, spans=spans, traces=list(traces))
+
+
+def _chunks(items: list[str], size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def traces_recompute(
+    *, project_id: int, trace_ids: list[str], spans: list[SpanRecord] = (), traces: list[TraceRecord] = ()
+) -> None:
+    """Recompute the summary rows of `trace_ids` from their spans and scores (idempotent).
+
+    Fields only a trace record or a span's attributes carry (user, session,
+    environment, tags, metadata, an explicit name) keep their stored value
+    unless this batch names a new one. A trace with neither spans nor a trace
+    record (feedback that came first) gets no row yet.
+    """
+    explicit = {t.trace_id: t for t in traces}
+    from_spans: dict[str, dict[str, str]] = defaultdict(dict)
+    for s in spans:
+        for key in ("user_id", "session_id", "environment"):
+            if getattr(s, key):
+                from_spans[s.trace_id][key] = getattr(s, key)
+    now = timezone.now()
+    rows: list[Trace] = []
+    for ids in _chunks(trace_ids):
+        existing = {t.trace_id: t for t in Trace.objects.filter(project_id=project_id, trace_id__in=ids)}
+        span_rows = defaultdict(list)
+        for row in (
+            Span.objects.filter(project_id=project_id, trace_id__in=ids)
+            .annotate(short_in=Substr("input_text", 1, TRACE_TEXT_CHARS))
+            .annotate(short_out=Substr("output_text", 1, TRACE_TEXT_CHARS))
+            .values_list(
+                "trace_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status", "model",
+                "input_tokens", "output_tokens", "cost", "prompt_name", "prompt_version_number", "prompt_label",
+                "prompt_version_id", "short_in", "short_out", "flags",
+            )
+            .order_by("start_time", "id")
+        ):  # fmt: skip
+            span_rows[row[0]].append(row)
+        feedback: dict[str, list[float]] = defaultdict(list)
+        for trace_id, value in Score.objects.filter(
+            project_id=project_id, trace_id__in=ids, value__isnull=False
+        ).values_list("trace_id", "value"):
+            feedback[trace_id].append(value)
+        for trace_id in ids:
+            trace = existing.get(trace_id)
+            record = explicit.get(trace_id)
+            rows_of = span_rows.get(trace_id, [])
+            if trace is None and record is None and not rows_of:
+                continue
+            if trace is None:
+                trace = Trace(project_id=project_id, trace_id=trace_id)
+            _summarize(trace, rows_of, record, from_spans.get(trace_id, {}), feedback.get(trace_id, []), now)
+            rows.append(trace)
+    if rows:
+        updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+        bulk_insert_ignore(
+            Trace._meta.db_table,
+            TRACE_COLUMNS,
+            [tuple(getattr(t, c) for c in TRACE_COLUMNS) for t in rows],
+            {"tags", "metadata", "flags"},
+            on_conflict=f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {updated}",
+        )
+
+
+def spans_have_root(spans: list) -> bool:
+    return any(not s[1] for s in spans)
+
+
+def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dict, feedback: list, now) -> None:
+    trace.updated_at = now
+    if record is not None:
+        for key in ("user_id", "session_id", "environment"):
+            if getattr(record, key):
+                setattr(trace, key, getattr(record, key))
+        if record.tags:
+            trace.tags = record.tags
+        if record.metadata:
+            trace.metadata = {**(trace.metadata or {}), **record.metadata}
+    for key, value in attrs.items():
+        setattr(trace, key, value)
+    if spans:
+        root = next((s for s in spans if not s[1]), spans[0])
+        generations = [s for s in spans if s[3] == "generation"]
+        trace.start_time = min(s[4] for s in spans)
+        trace.end_time = max(s[5] for s in spans)
+        trace.duration_ms = (trace.end_time - trace.start_time).total_seconds() * 1000
+        trace.status = "error" if any(s[6] == "error" for s in spans) else "ok"
+        trace.span_count = len(spans)
+        trace.generation_count = len(generations)
+        trace.input_tokens = sum(s[8] or 0 for s in spans)
+        trace.output_tokens = sum(s[9] or 0 for s in spans)
+        costs = [s[10] for s in spans if s[10] is not None]
+        trace.cost = sum(costs, Decimal(0)) if costs else None
+        first = generations[0] if generations else root
+        trace.model = next((s[7] for s in generations if s[7]), "")
+        linked = [s for s in spans if s[11]]
+        prompt = max(linked, key=lambda s: (s[14] is not None, s[12] or 0)) if linked else None
+        trace.prompt_name = prompt[11] if prompt else ""
+        trace.prompt_version_number = prompt[12] if prompt else None
+        trace.prompt_label = prompt[13] if prompt else ""
+        trace.prompt_version_id = prompt[14] if prompt else None
+        if spans_have_root(spans) or not trace.name:  # else keep the name until the root span arrives
+            trace.name = root[2]
+        trace.input_text = first[15] or root[15] or ""
+        trace.output_text = (generations[-1] if generations else root)[16] or root[16] or ""
+        trace.flags = sorted({flag for s in spans for flag in (s[17] or [])})
+    elif trace.start_time is None:
+        start = record.start_us if record and record.start_us else None
+        trace.start_time = trace.end_time = _dt(start) if start else now
+    if record is not None:
+        if record.name:
+            trace.name = record.name
+        if record.input_text:
+            trace.input_text = record.input_text[:TRACE_TEXT_CHARS]
+        if record.output_text:
+            trace.output_text = record.output_text[:TRACE_TEXT_CHARS]
+    trace.feedback_count = len(feedback)
+    trace.feedback_mean = sum(feedback) / len(feedback) if feedback else None
+
+
+# --- the sweep and retention ---------------------------------------------------------------------
+
+
+def batches_requeue(*, older_than_seconds: int | None = None) -> int:
+    """Enqueue again the pending batches whose message was lost (a broker outage, a purge, a killed worker).
+
+    Each is re-sent at most once per INGEST_REQUEUE_SECONDS, so a long but healthy backlog is not flooded
+    with copies; a copy that finds its batch done does nothing.
+    """
+    age = settings.INGEST_REQUEUE_SECONDS if older_than_seconds is None else older_than_seconds
+    now = timezone.now()
+    ids = list(
+        IngestBatch.objects.filter(status=BatchStatus.PENDING, enqueued_at__lte=now - timedelta(seconds=age))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1000]
+    )
+    IngestBatch.objects.filter(pk__in=ids).update(enqueued_at=now)
+    for batch_id in ids:
+        enqueue(batch_id)
+    return len(ids)
+
+
+def retention_apply(*, chunk: int | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Delete traces, spans and scores older than each project's retention, `chunk` rows per statement."""
+    from apps.accounts.models import Project
+
+    chunk = chunk or settings.TRACE_DELETE_CHUNK
+    now = now or timezone.now()
+    days = dict(TraceSettings.objects.values_list("project_id", "retention_days"))
+    deleted = {"spans": 0, "traces": 0, "scores": 0, "batches": 0}
+    for project_id in Project.objects.values_list("pk", flat=True):
+        cutoff = now - timedelta(days=days.get(project_id, settings.TRACE_RETENTION_DAYS))
+        for key, model, field in (
+            ("spans", Span, "start_time"),
+            ("traces", Trace, "start_time"),
+            ("scores", Score, "created_at"),
+        ):
+            while True:
+                ids = list(
+                    model.objects.filter(project_id=project_id, **{f"{field}__lt": cutoff}).values_list(
+                        "pk", flat=True
+                    )[:chunk]
+                )
+                if not ids:
+                    break
+                with transaction.atomic():
+                    model.objects.filter(pk__in=ids).delete()
+                deleted[key] += len(ids)
+    done_cutoff = now - timedelta(days=1)
+    while True:
+        ids = list(
+            IngestBatch.objects.filter(status=BatchStatus.DONE, processed_at__lt=done_cutoff).values_list(
+                "pk", flat=True
+            )[:chunk]
+        )
+        if not ids:
+            break
+        IngestBatch.objects.filter(pk__in=ids).delete()
+        deleted["batches"] += len(ids)
+    return deleted
