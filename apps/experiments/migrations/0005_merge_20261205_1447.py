@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('experiments', '0003_merge_20261205_1410'),
-        ('experiments', '0004_probe_requirements'),
+        ("experiments", "0003_merge_20261205_1410"),
+        ("experiments", "0004_probe_requirements"),
     ]
 
-    operations = [
-    ]
+    operations = []
