@@ -135,3 +135,33 @@ def probe_requirement_add(request: HttpRequest) -> HttpResponse:
         return render(request, "experiments/probe_new.html", context, status=400)
     messages.success(request, f"The {policy.label_name} policy now requires: {requirement}.")
     return redirect("experiments:probe_new", request.project.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.VIEWER)
+def cell_explain(request: HttpRequest, experiment_id: int, cell_id: int) -> HttpResponse:
+    """One output explained by occlusion (POST runs it: one model call per variable, plus one unchanged)."""
+    from django.http import Http404
+
+    from apps.experiments import selectors
+    from apps.experiments.models import Cell, CellStatus
+
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    cell = (
+        Cell.objects.select_related("item", "variant__prompt_version__prompt", "variant__endpoint")
+        .filter(experiment=experiment, pk=cell_id)
+        .first()
+    )
+    if cell is None:
+        raise Http404("No such result in this experiment.")
+    context: dict[str, Any] = {"experiment": experiment, "cell": cell, "results": None, "problem": ""}
+    if request.method == "POST":
+        require_role(project_id=request.project.pk, actor=request.user, role=Role.EDITOR, what="Explaining an output")
+        if cell.status != CellStatus.DONE:
+            context["problem"] = "Only a finished output can be explained."
+            return render(request, "experiments/cell_explain.html", context, status=400)
+        from apps.experiments.probes.explain import occlusion
+
+        results = occlusion(cell)
+        context.update({"baseline": results[0], "results": results[1:]})
+    return render(request, "experiments/cell_explain.html", context)
