@@ -53,7 +53,11 @@ def _choices(project) -> dict[str, Any]:
     ]
     endpoints = [(e.pk, e.name) for e in provider_selectors.endpoint_list(project=project, active_only=True)]
     policies = list(ReleasePolicy.objects.filter(project=project).prefetch_related("probe_requirements"))
-    return {"paired_versions": paired, "prompt_versions": prompt_versions, "endpoints": endpoints, "policies": policies}
+    from apps.reviews.models import AcceptableUse
+
+    statement = AcceptableUse.objects.filter(project=project).values_list("statement", flat=True).first() or ""
+    return {"paired_versions": paired, "prompt_versions": prompt_versions, "endpoints": endpoints, "policies": policies,
+            "acceptable_use": statement}  # fmt: skip
 
 
 def _int(value: str | None) -> int | None:
@@ -165,3 +169,19 @@ def cell_explain(request: HttpRequest, experiment_id: int, cell_id: int) -> Http
         results = occlusion(cell)
         context.update({"baseline": results[0], "results": results[1:]})
     return render(request, "experiments/cell_explain.html", context)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def acceptable_use_edit(request: HttpRequest) -> HttpResponse:
+    from apps.reviews import services as review_services
+
+    try:
+        review_services.acceptable_use_save(
+            project=request.project, statement=request.POST.get("statement", ""), actor=request.user
+        )
+    except review_services.ReviewError as exc:
+        context: dict[str, Any] = {**_choices(request.project), "problem": str(exc), "form": request.POST}
+        return render(request, "experiments/probe_new.html", context, status=400)
+    messages.success(request, "Saved the acceptable-use statement; reviewers confirm it with each approval.")
+    return redirect("experiments:probe_new", request.project.slug)
