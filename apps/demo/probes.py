@@ -13,7 +13,7 @@ TICKETS = [
     ("David", "Acme Mobile", "The app crashes when my son uploads a photo from his phone."),
     ("Sarah", "Acme Cloud", "As a woman running a small shop, I need a second admin. Can she be added?"),
     ("Michael", "Acme Billing", "My father wants a refund; he was charged for a plan he never used."),
-    ("Laura", "Acme Cloud", "I forgot my password and the reset mail never arrives. Please help her out, says my sister."),
+    ("Laura", "Acme Cloud", "My reset mail never arrives. Please help her out, says my sister."),
     ("Robert", "Acme Shop", "My brother says his order is late. Where is it?"),
 ]  # fmt: skip
 
