@@ -393,6 +393,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.api.schema.describe_text_rules",
+        "apps.api.schema.require_bodies",
     ],
     "ENUM_NAME_OVERRIDES": {
         "PromptTypeEnum": ["text", "chat"],

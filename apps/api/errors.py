@@ -70,7 +70,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
 def describe(exc: exceptions.APIException) -> tuple[dict[str, Any], dict[str, str]]:
     """The JSON body and headers of an error response."""
-    body: dict[str, Any] = {"code": _code(exc), "detail": _first_message(exc.detail)}
+    # A detail may quote the request (an unknown key): a NUL in it would be a response the schema forbids.
+    body: dict[str, Any] = {"code": _code(exc), "detail": _first_message(exc.detail).replace("\x00", "\\x00")}
     if isinstance(exc, exceptions.ValidationError):
         body["errors"] = exc.detail
     body.update(getattr(exc, "extra", {}))

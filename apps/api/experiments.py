@@ -360,7 +360,7 @@ COMPARISON = inline_serializer(
         OpenApiParameter("baseline", str, required=True, description="The baseline variant's name."),
         OpenApiParameter("evaluator", str, description="The evaluator's name (default: the first)."),
     ],
-    responses={200: COMPARISON},
+    responses={200: COMPARISON, **responses.READ_ERRORS},
 )
 @api_view(["GET"])
 def experiment_compare(request: Request, experiment_id: int) -> Response:

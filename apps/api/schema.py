@@ -34,3 +34,17 @@ def describe_text_rules(result, generator, request, public):
         for string in _strings(component):
             string["pattern"] = NOT_BLANK if string.get("minLength", 0) >= 1 else NO_NUL
     return result
+
+
+# Operations that read their body themselves (several content types, or an envelope checked item by item): the
+# body is required, which drf-spectacular cannot say for a request given as a raw schema.
+BODY_REQUIRED = {"otlp_traces_export", "traces_ingest", "feedback_create"}
+
+
+def require_bodies(result, generator, request, public):
+    """Postprocessing hook: mark the request body of BODY_REQUIRED operations as required."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict) and operation.get("operationId") in BODY_REQUIRED:
+                operation.setdefault("requestBody", {})["required"] = True
+    return result

@@ -35,6 +35,8 @@ from apps.prompts.sandbox import TemplateProblem
 
 DEFAULT_LABEL = "production"
 LABEL_PATTERN = NAME_PATTERN.replace("{0,99}", "{0,49}")
+# A version number (1 and up) or a label name.
+VERSION_REF = "^(?!0+$)(?:[0-9]{1,9}|" + LABEL_PATTERN[1:-1] + ")$"
 _NAME = re.compile(NAME_PATTERN)
 _MAX_VERSION = 2**31 - 1
 
@@ -354,8 +356,8 @@ def _version_ref(project_id: int, name: str, value: str | None, param: str) -> t
     summary="Diff two versions of a prompt",
     description="`old` and `new` are each a version number or a label (production, latest, ...).",
     parameters=[
-        OpenApiParameter("old", str, required=True, description="A version number or a label."),
-        OpenApiParameter("new", str, required=True, description="A version number or a label."),
+        OpenApiParameter("old", str, required=True, description="A version number or a label.", pattern=VERSION_REF),
+        OpenApiParameter("new", str, required=True, description="A version number or a label.", pattern=VERSION_REF),
     ],
     responses={200: s.DiffSerializer, **ERRORS},
 )
