@@ -349,6 +349,8 @@ LOCAL_MODEL_CONTEXT = env_int("LOCAL_MODEL_CONTEXT", 4096, minimum=256)
 LOCAL_MODEL_COMPLETION = env_choice("LOCAL_MODEL_COMPLETION", "", ("", "gemma-3-270m"))
 # --- Datasets -----------------------------------------------------------------
 DATASET_UPLOAD_DIR = DATA_DIR / "dataset-uploads"
+# A team's own counterfactual lexicons (JSON, like apps/datasets/lexicons/); <dir>/<project slug>/ for one project.
+LEXICON_DIR = env_path("LEXICON_DIR", DATA_DIR / "lexicons")
 DATASET_MAX_UPLOAD_MB = env_int("DATASET_MAX_UPLOAD_MB", 50, minimum=1)
 DATASET_MAX_ROWS = env_int("DATASET_MAX_ROWS", 1_000_000, minimum=1)
 DATASET_MAX_CELL_CHARS = env_int("DATASET_MAX_CELL_CHARS", 100_000, minimum=10)

@@ -223,3 +223,92 @@ def dataset_version_items(request: Request, name: str, number: int) -> Response:
             ],
         }
     )
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    if not HasWriteScope().has_permission(request, None):
+        raise ApiError(403, HasWriteScope.code, HasWriteScope.message)
+    body = request.data
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "Send a JSON object.")
+    columns = body.get("columns")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ApiError(400, "invalid_columns", "'columns' must be a list of input column names.")
+    return body
+
+
+def _source_version(request: Request, name: str, number: int) -> DatasetVersion:
+    dataset = _dataset(request.auth.project_id, name)
+    version = DatasetVersion.objects.select_related("dataset__project").filter(dataset=dataset, number=number).first()
+    if version is None:
+        raise ApiError(404, "version_not_found", f"{dataset.name} has no version {number}.")
+    return version
+
+
+@extend_schema(
+    operation_id="dataset_version_counterfactual",
+    summary="A new version of counterfactual pairs swapped along an attribute (write scope)",
+    description='Body: {"attribute": "gender", "columns": ["ticket"], "values": ["female", "male"]} (values '
+    "optional: the lexicon's first two). Rows carry pair_id, attribute, attribute_value, pair_role in metadata.",
+    request=OpenApiTypes.OBJECT,
+    responses={201: OpenApiTypes.OBJECT},
+)
+@api_view(["POST"])
+def dataset_version_counterfactual(request: Request, name: str, number: int) -> Response:
+    body = _json_body(request)
+    version = _source_version(request, name, number)
+    values = body.get("values")
+    if values is not None and (not isinstance(values, list) or len(values) != 2):
+        raise ApiError(400, "invalid_values", "'values' must be the two attribute values to swap between.")
+    from apps.api.views import _acting_key
+
+    try:
+        new = services.dataset_version_counterfactual(
+            version=version,
+            actor=_acting_key(request.auth),
+            attribute=str(body.get("attribute") or ""),
+            columns=body["columns"],
+            values=tuple(str(v) for v in values) if values else None,
+        )
+    except services.DatasetError as exc:
+        raise ApiError(400, "invalid_counterfactual", str(exc))
+    return Response({"name": version.dataset.name, **_version_summary(new)}, status=201)
+
+
+@extend_schema(
+    operation_id="dataset_version_perturb",
+    summary="A new version of originals and perturbed copies (write scope)",
+    description='Body: {"kinds": ["typos", "casing", "whitespace", "reorder", "paraphrase"], "columns": [...], '
+    '"seed": 0, "rate": 0.05, "endpoint": <id, for paraphrase; the local model if left out>}.',
+    request=OpenApiTypes.OBJECT,
+    responses={201: OpenApiTypes.OBJECT},
+)
+@api_view(["POST"])
+def dataset_version_perturb(request: Request, name: str, number: int) -> Response:
+    from apps.datasets import counterfactual
+
+    body = _json_body(request)
+    version = _source_version(request, name, number)
+    kinds = body.get("kinds")
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ApiError(400, "invalid_kinds", "'kinds' must be a list of perturbations.")
+    seed, rate, endpoint = body.get("seed", 0), body.get("rate", 0.05), body.get("endpoint")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ApiError(400, "invalid_seed", "'seed' must be a whole number.")
+    if not isinstance(rate, int | float) or isinstance(rate, bool):
+        raise ApiError(400, "invalid_rate", "'rate' must be a number between 0 and 0.5.")
+    if endpoint is not None and (not isinstance(endpoint, int) or isinstance(endpoint, bool)):
+        raise ApiError(400, "invalid_endpoint", "'endpoint' must be a model endpoint id.")
+    from apps.api.views import _acting_key
+
+    try:
+        paraphrase = (
+            counterfactual.paraphraser_for(version.dataset.project, endpoint) if "paraphrase" in kinds else None
+        )
+        new = services.dataset_version_perturb(
+            version=version, actor=_acting_key(request.auth), kinds=kinds, columns=body["columns"], seed=seed,
+            rate=float(rate), paraphrase=paraphrase,
+        )  # fmt: skip
+    except (services.DatasetError, counterfactual.LexiconError) as exc:
+        raise ApiError(400, "invalid_perturbation", str(exc))
+    return Response({"name": version.dataset.name, **_version_summary(new)}, status=201)

@@ -28,6 +28,14 @@ urlpatterns = [
     path("v1/datasets", datasets.dataset_list, name="datasets"),
     path("v1/datasets/<str:name>/versions", datasets.dataset_versions, name="dataset_versions"),
     path("v1/datasets/<str:name>/versions/<int:number>/items", datasets.dataset_version_items, name="dataset_items"),
+    path(
+        "v1/datasets/<str:name>/versions/<int:number>/counterfactual",
+        datasets.dataset_version_counterfactual,
+        name="dataset_counterfactual",
+    ),
+    path(
+        "v1/datasets/<str:name>/versions/<int:number>/perturb", datasets.dataset_version_perturb, name="dataset_perturb"
+    ),
     path("v1/experiments", experiments.experiment_list, name="experiments"),
     path("v1/experiments/<int:experiment_id>", experiments.experiment_detail, name="experiment"),
     path("v1/experiments/<int:experiment_id>/cells", experiments.experiment_cells, name="experiment_cells"),

@@ -61,6 +61,8 @@ class VersionSource(models.TextChoices):
     EDIT = "edit", "Edit"
     REDACTION = "redaction", "Redaction"
     API = "api", "API"
+    COUNTERFACTUAL = "counterfactual", "Counterfactual"
+    PERTURBATION = "perturbation", "Perturbation"
 
 
 class DatasetVersion(models.Model):

@@ -423,3 +423,155 @@ def dataset_version_redact(*, version: DatasetVersion, actor, message: str = "")
         source=VersionSource.REDACTION,
         require_newest=False,
     )
+
+
+# --- counterfactuals and perturbations ------------------------------------------------------------
+
+
+def _text_columns(version: DatasetVersion, columns: list[str]) -> list[str]:
+    columns = [c for c in dict.fromkeys(columns or []) if c]
+    if not columns:
+        raise DatasetError("Choose at least one input column to vary.")
+    unknown = [c for c in columns if c not in version.input_columns]
+    if unknown:
+        raise DatasetError(
+            f"v{version.number} has no input column '{unknown[0]}'; it has: {', '.join(version.input_columns)}."
+        )
+    return columns
+
+
+def _paired(record: dict[str, Any], *, pair_id: str, attribute: str, value: str, role: str, position: int) -> dict:
+    metadata = {
+        **(record.get("metadata") or {}),
+        "pair_id": pair_id,
+        "attribute": attribute,
+        "attribute_value": value,
+        "pair_role": role,
+        "source_row": position + 1,
+    }
+    return {"input": record["input"], "expected": record.get("expected"), "metadata": metadata}
+
+
+@transaction.atomic
+def dataset_version_counterfactual(
+    *,
+    version: DatasetVersion,
+    actor,
+    attribute: str,
+    columns: list[str],
+    values: tuple[str, str] | None = None,
+    message: str = "",
+) -> DatasetVersion:
+    """A new version of originals and their counterfactuals, two rows per pair, swapped along `attribute`.
+
+    Each row's metadata carries pair_id, attribute, attribute_value and pair_role (original or
+    counterfactual). A row without a term of either value has nothing to swap and is left out.
+    """
+    from apps.datasets import counterfactual, selectors
+
+    columns = _text_columns(version, columns)
+    try:
+        lexicon = counterfactual.lexicon_get(attribute, version.dataset.project.slug)
+    except counterfactual.LexiconError as exc:
+        raise DatasetError(str(exc)) from exc
+    a, b = values or (lexicon.values[0], lexicon.values[1])
+    for value in (a, b):
+        if value not in lexicon.values:
+            raise DatasetError(f"'{value}' is not a value of {attribute}; use {', '.join(lexicon.values)}.")
+    if a == b:
+        raise DatasetError("Choose two different values to swap between.")
+    records: list[dict[str, Any]] = []
+    for position, item in selectors.version_items_iter(version=version):
+        record = item.as_record()
+        swapped_input = dict(record["input"])
+        found = {a: 0, b: 0}
+        for column in columns:
+            swap = counterfactual.swap_text(record["input"].get(column), lexicon, a, b)
+            swapped_input[column] = swap.text
+            found = {k: found[k] + swap.counts[k] for k in found}
+        if swapped_input == record["input"]:
+            continue
+        original_value = a if found[a] >= found[b] else b
+        other = b if original_value == a else a
+        pair_id = f"{attribute}-{position + 1}"
+        common = {"pair_id": pair_id, "attribute": attribute, "position": position}
+        records.append(_paired(record, value=original_value, role="original", **common))
+        records.append(_paired({**record, "input": swapped_input}, value=other, role="counterfactual", **common))
+    if not records:
+        raise DatasetError(
+            f"No row of v{version.number} mentions a {attribute} term ({a} or {b}) in {', '.join(columns)}; "
+            "nothing to swap."
+        )
+    return dataset_version_create_from_records(
+        dataset=version.dataset,
+        records=records,
+        actor=actor,
+        source=VersionSource.COUNTERFACTUAL,
+        message=message
+        or f"Counterfactuals of v{version.number}: {attribute} {a} ↔ {b} in {', '.join(columns)} "
+        f"({len(records) // 2} pairs)",
+    )
+
+
+@transaction.atomic
+def dataset_version_perturb(
+    *,
+    version: DatasetVersion,
+    actor,
+    kinds: list[str],
+    columns: list[str],
+    seed: int = 0,
+    rate: float = 0.05,
+    paraphrase=None,
+    message: str = "",
+) -> DatasetVersion:
+    """A new version of originals and perturbed copies (typos, casing, whitespace, reorder, paraphrase).
+
+    Seeded, so the same call gives the same version. `paraphrase` (text -> text) is needed for
+    the paraphrase kind; it calls a model. Each original/perturbed pair shares a pair_id.
+    """
+    import random
+
+    from apps.datasets import counterfactual, selectors
+
+    columns = _text_columns(version, columns)
+    kinds = list(dict.fromkeys(kinds or []))
+    if not kinds:
+        raise DatasetError("Choose at least one perturbation.")
+    unknown = [k for k in kinds if k not in counterfactual.PERTURBATIONS]
+    if unknown:
+        raise DatasetError(f"Unknown perturbation '{unknown[0]}'; use {', '.join(counterfactual.PERTURBATIONS)}.")
+    if "paraphrase" in kinds and paraphrase is None:
+        raise DatasetError("Paraphrase needs a model endpoint.")
+    if not 0 < rate <= 0.5:
+        raise DatasetError("The typo rate is a share of letters between 0 and 0.5.")
+    records: list[dict[str, Any]] = []
+    for kind in kinds:
+        rng = random.Random(f"{seed}-{kind}")
+        for position, item in selectors.version_items_iter(version=version):
+            record = item.as_record()
+            changed = dict(record["input"])
+            for column in columns:
+                value = record["input"].get(column)
+                if not isinstance(value, str) or not value.strip():
+                    continue
+                changed[column] = (
+                    paraphrase(value)
+                    if kind == "paraphrase"
+                    else counterfactual.perturb_text(value, kind, rng, rate=rate)
+                )
+            if changed == record["input"]:
+                continue
+            common = {"pair_id": f"{kind}-{position + 1}", "attribute": "perturbation", "position": position}
+            records.append(_paired(record, value="none", role="original", **common))
+            records.append(_paired({**record, "input": changed}, value=kind, role="counterfactual", **common))
+    if not records:
+        raise DatasetError(f"No row of v{version.number} changed under {', '.join(kinds)}; nothing to save.")
+    return dataset_version_create_from_records(
+        dataset=version.dataset,
+        records=records,
+        actor=actor,
+        source=VersionSource.PERTURBATION,
+        message=message
+        or f"Perturbations of v{version.number}: {', '.join(kinds)} in {', '.join(columns)} (seed {seed})",
+    )

@@ -18,5 +18,6 @@ urlpatterns = [
     path("<int:dataset_id>/v/<int:number>/quality/", views.version_quality, name="quality"),
     path("<int:dataset_id>/v/<int:number>/redact/", views.version_redact, name="redact"),
     path("<int:dataset_id>/v/<int:number>/check/", views.version_check, name="check"),
+    path("<int:dataset_id>/v/<int:number>/variants/", views.version_variants, name="variants"),
     path("<int:dataset_id>/v/<int:number>/export/", views.version_export, name="export"),
 ]

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
-from apps.accounts.permissions import project_role_required
+from apps.accounts.permissions import Forbidden, project_role_required
 from apps.datasets import checking, exporting, import_jobs, importing, quality, selectors, services
 from apps.datasets.forms import ExportForm, RowForm, UploadForm
 from apps.datasets.models import DatasetVersion, ImportStatus
@@ -537,3 +537,45 @@ def _chat_problem(request: HttpRequest, version: DatasetVersion, data: dict[str,
         except TemplateProblem as exc:
             return f"Row 1 does not render: {exc}"
     return content
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.VIEWER)
+def version_variants(request: HttpRequest, dataset_id: int, number: int) -> HttpResponse:
+    """Counterfactual pairs along an attribute, or perturbed copies, as a new version (POST needs an editor)."""
+    from apps.datasets import counterfactual
+
+    version = _version(request, dataset_id, number)
+    context = {**_version_context(request, version), "tab": "variants", "problem": ""}
+    try:
+        context["lexicons"] = sorted(counterfactual.lexicons(request.project.slug).values(), key=lambda x: x.attribute)
+    except counterfactual.LexiconError as exc:
+        context["lexicons"], context["problem"] = [], f"A team lexicon cannot be read: {exc}"
+    context["perturbations"] = counterfactual.PERTURBATIONS
+    if request.method == "GET":
+        return render(request, "datasets/version_variants.html", context)
+    if not request.membership.has_role(Role.EDITOR):
+        raise Forbidden("Saving a version needs the editor role.")
+    columns = request.POST.getlist("columns")
+    try:
+        if request.POST.get("kind") == "perturbation":
+            kinds = request.POST.getlist("perturbations")
+            paraphrase = counterfactual.paraphraser_for(request.project, None) if "paraphrase" in kinds else None
+            seed = int(request.POST.get("seed") or 0)
+            new = services.dataset_version_perturb(
+                version=version, actor=request.user, kinds=kinds, columns=columns, seed=seed, paraphrase=paraphrase
+            )
+        else:
+            attribute, _, pair = request.POST.get("swap", "").partition("|")
+            values = tuple(pair.split("|", 1)) if "|" in pair else None
+            new = services.dataset_version_counterfactual(
+                version=version, actor=request.user, attribute=attribute, columns=columns, values=values
+            )
+    except ValueError:
+        context["problem"] = "The seed must be a whole number."
+        return render(request, "datasets/version_variants.html", context, status=400)
+    except (services.DatasetError, counterfactual.LexiconError) as exc:
+        context["problem"] = str(exc)
+        return render(request, "datasets/version_variants.html", context, status=400)
+    messages.success(request, f"Saved v{new.number}: {new.message}")
+    return redirect("datasets:version", request.project.slug, dataset_id, new.number)

@@ -10,3 +10,16 @@ class ExperimentsConfig(AppConfig):
         from apps.core import nav
 
         nav.register(nav.NavEntry(title="Experiments", url_name="experiments:list", order=40))
+
+        from apps.datasets import counterfactual
+        from apps.experiments.probes.paraphrase import paraphraser
+
+        counterfactual.register_paraphraser(paraphraser)
+
+        from apps.experiments.probes import governance
+        from apps.reviews import evidence, release_checks
+
+        evidence.register(
+            evidence.EvidenceProvider(title="Responsible-AI probes", collect=governance.collect, order=30)
+        )
+        release_checks.register(governance.release_checks)

@@ -22,10 +22,19 @@ ACTIVE_STATUSES = (ExperimentStatus.RUNNING,)
 FINAL_STATUSES = (ExperimentStatus.CANCELLED, ExperimentStatus.STOPPED, ExperimentStatus.FINISHED)
 
 
+class ExperimentKind(models.TextChoices):
+    EVALUATION = "evaluation", "Evaluation"
+    BIAS = "bias", "Bias probe (counterfactual pairs)"
+    INJECTION = "injection", "Prompt-injection probe"
+
+
 class Experiment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="experiments")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=ExperimentKind.choices, default=ExperimentKind.EVALUATION)
+    # A probe's settings (bias: the positive label; injection: the attacked variables), as given at creation.
+    probe = models.JSONField(default=dict, blank=True)
     dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT, related_name="experiments")
     repeats = models.PositiveSmallIntegerField(default=1)
     budget = models.DecimalField(
@@ -147,3 +156,31 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluator.name}={self.value}"
+
+
+class ProbeRequirement(models.Model):
+    """A release policy's demand for a probe: 'label flip rate <= 2% for gender', 'injection success <= 5%'.
+
+    Kept here, not in the policy's JSON: reviews knows nothing of probes; the release check and the
+    review page's evidence come from apps.experiments.probes.governance through reviews' registries.
+    """
+
+    policy = models.ForeignKey("reviews.ReleasePolicy", on_delete=models.CASCADE, related_name="probe_requirements")
+    kind = models.CharField(
+        max_length=16, choices=[(ExperimentKind.BIAS, "Bias"), (ExperimentKind.INJECTION, "Injection")]
+    )
+    attribute = models.CharField(max_length=60, blank=True, help_text="For a bias probe: the attribute, e.g. gender.")
+    max_rate = models.FloatField(
+        help_text="Bias: the highest label flip rate; injection: the highest attack success rate."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "kind", "attribute"], name="probe_requirement_unique"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == ExperimentKind.BIAS:
+            return f"label flip rate <= {self.max_rate:.0%} for {self.attribute}"
+        return f"injection success <= {self.max_rate:.0%}"

@@ -89,6 +89,8 @@ def experiment_create(
     repeats: int = 1,
     budget: Decimal | None = None,
     description: str = "",
+    kind: str = "evaluation",
+    probe: dict | None = None,
     actor,
 ) -> Experiment:
     evaluator_specs = evaluator_specs or []
@@ -108,6 +110,8 @@ def experiment_create(
         project=project,
         name=name,
         description=description,
+        kind=kind,
+        probe=probe or {},
         dataset_version=dataset_version,
         repeats=repeats,
         budget=budget,
@@ -137,7 +141,7 @@ def experiment_create(
         actor=actor,
         action="experiment.created",
         obj=experiment,
-        after={"variants": [v.name for v in variants], "calls": calls},
+        after={"variants": [v.name for v in variants], "calls": calls, "kind": kind},
     )
     return experiment
 

@@ -14,7 +14,8 @@ from apps.core.spreadsheet import csv_download
 from apps.datasets import selectors as dataset_selectors
 from apps.experiments import charts, experiment_links, selectors, services
 from apps.experiments.forms import EvaluatorFormSet, ExperimentForm, VariantFormSet
-from apps.experiments.models import ExperimentStatus
+from apps.experiments.models import ExperimentKind, ExperimentStatus
+from apps.experiments.probes import views as probe_views
 from apps.prompts.models import PromptVersion
 from apps.providers import selectors as provider_selectors
 
@@ -129,6 +130,8 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
         context["estimate"] = selectors.experiment_estimate(experiment=experiment)
     elif any(s.done for s in summary):
         context["charts"] = charts.experiment_charts(summary=summary, experiment=experiment)
+        if experiment.kind != ExperimentKind.EVALUATION:
+            context.update(probe_views.probe_context(experiment))
     if request.htmx and request.GET.get("part") == "results":
         return render(request, "experiments/experiment_detail.html#results", context)
     return render(request, "experiments/experiment_detail.html", context)

@@ -139,3 +139,15 @@ class ReviewEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_repr} {self.get_kind_display()}"
+
+
+class AcceptableUse(models.Model):
+    """The project's acceptable-use statement: a reviewer confirms it with every approval (audited)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="acceptable_use")
+    statement = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"acceptable use of {self.project}"

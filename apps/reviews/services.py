@@ -304,9 +304,50 @@ def _decide(review: ReviewRequest, actor: Any, kind: str, body: str) -> ReviewRe
 
 
 @transaction.atomic
-def review_approve(*, review: ReviewRequest, actor: Any, body: str = "") -> ReviewRequest:
-    """Approve the request's exact version. Never by its author or requester; only by an approver role."""
-    return _decide(review, actor, ReviewEventKind.APPROVED, body.strip())
+def review_approve(
+    *, review: ReviewRequest, actor: Any, body: str = "", acceptable_use_confirmed: bool = False
+) -> ReviewRequest:
+    """Approve the request's exact version. Never by its author or requester; only by an approver role.
+
+    Where the project has an acceptable-use statement, the approver must confirm it; the confirmation
+    (with the statement's hash) is audited with the approval.
+    """
+    from apps.reviews.models import AcceptableUse
+
+    statement = AcceptableUse.objects.filter(project_id=review.project_id).values_list("statement", flat=True).first()
+    if statement and not acceptable_use_confirmed:
+        raise ReviewError("Confirm the project's acceptable-use statement to approve.")
+    review = _decide(review, actor, ReviewEventKind.APPROVED, body.strip())
+    if statement:
+        import hashlib
+
+        digest = hashlib.sha256(statement.encode()).hexdigest()
+        _audit(review, actor, "review.acceptable_use_confirmed", after={"statement_sha256": digest,
+                                                                         "version": review.version.number})  # fmt: skip
+    return review
+
+
+@transaction.atomic
+def acceptable_use_save(*, project: Project, statement: str, actor: Any):
+    """Set (or, with an empty statement, remove) the project's acceptable-use statement. Admins only; audited."""
+    from apps.reviews.models import AcceptableUse
+
+    require_role(project_id=project.pk, actor=actor, role=Role.ADMIN, what="Editing the acceptable-use statement")
+    statement = (statement or "").strip()
+    if len(statement) > 5000:
+        raise ReviewError("An acceptable-use statement has at most 5,000 characters.")
+    current = AcceptableUse.objects.filter(project=project).first()
+    before = current.statement if current else None
+    if not statement:
+        AcceptableUse.objects.filter(project=project).delete()
+        result = None
+    else:
+        result, _ = AcceptableUse.objects.update_or_create(
+            project=project, defaults={"statement": statement, "updated_by": actor_user(actor)}
+        )
+    audit_record(project_id=project.pk, actor=actor, action="policy.acceptable_use_changed", obj=project,
+                 before={"statement": before}, after={"statement": statement or None})  # fmt: skip
+    return result
 
 
 @transaction.atomic

@@ -133,7 +133,12 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
         decision, body = form.cleaned_data["decision"], form.cleaned_data["body"]
         try:
             if decision == "approve":
-                services.review_approve(review=review, actor=request.user, body=body)
+                services.review_approve(
+                    review=review,
+                    actor=request.user,
+                    body=body,
+                    acceptable_use_confirmed=request.POST.get("acceptable_use") == "confirmed",
+                )
                 messages.success(request, f"You approved v{review.version.number}.")
             elif decision == "request_changes":
                 services.review_request_changes(review=review, actor=request.user, body=body)

@@ -12,6 +12,10 @@ Model names choose the output:
 - `upper`: the same, upper-cased
 - `reverse`: its words in reverse order
 - `json`: `{"answer": <the message>, "words": <its word count>}`
+- `biased`: a loan officer biased on purpose: `DENIED` when the message mentions a woman (she, her,
+  hers, woman, women, Ms, Mrs), else `APPROVED` (the bias probe's test)
+- `coin`: `APPROVED` or `DENIED` by a hash of the message: independent of any attribute, so an
+  unbiased model whose answers still vary
 
 Tokens are counted as whitespace-separated words (a chat message costs its
 words plus one). `max_tokens` cuts the output (finish reason `length`);
@@ -55,6 +59,7 @@ from aiohttp import web
 WORD = re.compile(r"\S+")
 DIRECTIVE = re.compile(r"\[\[(fail:(\d{3})(?:\s+x(\d+))?|hang|retry-after:(\d+)|stream-(fail|drop|stall):(\d+))\]\]")
 EMBEDDING_DIMENSIONS = 64
+FEMALE = re.compile(r"\b(she|her|hers|woman|women|ms|mrs)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -97,6 +102,10 @@ def transform(model: str, text: str) -> str:
         return " ".join(reversed(WORD.findall(text)))
     if name == "json":
         return json.dumps({"answer": text, "words": count_tokens(text)})
+    if name == "biased":
+        return "DENIED" if FEMALE.search(text) else "APPROVED"
+    if name == "coin":
+        return "APPROVED" if hashlib.sha256(text.encode()).digest()[0] % 2 else "DENIED"
     return text
 
 
@@ -516,7 +525,7 @@ class ModelServer:
         )
 
     async def models(self, request: web.Request) -> web.Response:
-        names = ("echo", "upper", "reverse", "json")
+        names = ("echo", "upper", "reverse", "json", "biased", "coin")
         return web.json_response(
             {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "simulated"} for n in names]}
         )

@@ -1,0 +1,1 @@
+"""Responsible-AI probes: paraphrase for the datasets' perturbations, bias and injection probes, explanations."""
