@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a refused sign-in into the lockout page
 ]
@@ -392,3 +393,23 @@ SPECTACULAR_SETTINGS = {
 # --- Demo ---------------------------------------------------------------------
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-studio"  # noqa: S105 - the documented login of the embedded demo only
+
+# Content-Security-Policy (django-csp) on every response: scripts and style sheets come only from this
+# origin (no inline <script>, no event-handler attributes, no eval, no inline <style>); style="" attributes
+# stay allowed for progress-bar widths and plotly's own positioning, which cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-elem": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

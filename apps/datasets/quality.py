@@ -325,7 +325,7 @@ def length_figure_html(lengths: list[int]) -> str:
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
         height=300,
     )
-    return figure.to_html(include_plotlyjs=False, full_html=False, config={"displaylogo": False}, div_id="length-chart")
+    return _figure_div(figure, "length-chart")
 
 
 def category_figure_html(categories: list[tuple[str, int]]) -> str:
@@ -336,6 +336,11 @@ def category_figure_html(categories: list[tuple[str, int]]) -> str:
     figure.update_layout(
         template="plotly_white", yaxis_title="rows", margin={"l": 50, "r": 10, "t": 10, "b": 80}, height=300
     )
-    return figure.to_html(
-        include_plotlyjs=False, full_html=False, config={"displaylogo": False}, div_id="category-chart"
-    )
+    return _figure_div(figure, "category-chart")
+
+
+def _figure_div(figure, div_id: str) -> str:
+    """A div holding the figure as JSON for static/js/charts.js (no inline script under the CSP)."""
+    from django.utils.html import format_html
+
+    return format_html('<div id="{}" data-figure="{}"></div>', div_id, figure.to_json())

@@ -69,7 +69,12 @@ class VariantForm(StyledForm):
 
 
 class EvaluatorForm(StyledForm):
-    kind = forms.ChoiceField(choices=[("", "—")] + [(k.key, k.title) for k in evaluators.KINDS.values()])
+    """An evaluator row; a row left without a kind, name and parameters is no evaluator (an experiment may
+    have none), and a removed row (DELETE) is skipped."""
+
+    kind = forms.ChoiceField(
+        choices=[("", "—")] + [(k.key, k.title) for k in evaluators.KINDS.values()], required=False
+    )
     name = forms.CharField(max_length=60, required=False)
     params = forms.CharField(
         required=False, widget=forms.TextInput(attrs={"class": "font-monospace", "placeholder": "{}"})
@@ -78,6 +83,12 @@ class EvaluatorForm(StyledForm):
     def clean_params(self) -> dict[str, Any]:
         return _json_object(self.cleaned_data["params"], "Evaluator parameters")
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("kind") and (data.get("name") or data.get("params")):
+            self.add_error("kind", "Choose a kind for this evaluator, or remove the row.")
+        return data
+
 
 class _BaseVariantFormSet(forms.BaseFormSet):
     def get_form_kwargs(self, index):
@@ -85,4 +96,4 @@ class _BaseVariantFormSet(forms.BaseFormSet):
 
 
 VariantFormSet = forms.formset_factory(VariantForm, formset=_BaseVariantFormSet, extra=0, min_num=1, max_num=12)
-EvaluatorFormSet = forms.formset_factory(EvaluatorForm, extra=0, max_num=20)
+EvaluatorFormSet = forms.formset_factory(EvaluatorForm, extra=0, max_num=20, can_delete=True)

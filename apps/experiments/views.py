@@ -29,6 +29,18 @@ def experiment_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _initial_variants(request: HttpRequest, prompt_versions: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Variants A and B, or those the review page asks for: ?candidate=<version id>[&baseline=<version id>]
+    (the baseline is A, the candidate B; a candidate alone is A). Ids of another project are ignored."""
+    known = {str(pk) for pk, _ in prompt_versions}
+    candidate, baseline = (request.GET.get(key) for key in ("candidate", "baseline"))
+    if candidate not in known:
+        return [{"name": "A"}, {"name": "B"}]
+    if baseline in known and baseline != candidate:
+        return [{"name": "A", "prompt_version": baseline}, {"name": "B", "prompt_version": candidate}]
+    return [{"name": "A", "prompt_version": candidate}]
+
+
 def _choices(project) -> dict[str, Any]:
     versions = []
     for dataset in dataset_selectors.dataset_list(project=project):
@@ -51,7 +63,7 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
     variant_kwargs = {"prompt_versions": choices["prompt_versions"], "endpoints": choices["endpoints"]}
     data = request.POST or None
     form = ExperimentForm(data, dataset_versions=choices["dataset_versions"])
-    initial_variants = [{"name": "A"}, {"name": "B"}] if data is None else None
+    initial_variants = _initial_variants(request, choices["prompt_versions"]) if data is None else None
     variant_formset = VariantFormSet(data, prefix="variant", form_kwargs=variant_kwargs, initial=initial_variants)
     evaluator_formset = EvaluatorFormSet(data, prefix="evaluator", initial=[{}] if data is None else None)
     if request.method == "POST" and form.is_valid() and variant_formset.is_valid() and evaluator_formset.is_valid():
@@ -63,7 +75,11 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
                     project=request.project,
                     form=form.cleaned_data,
                     variants=[f.cleaned_data for f in variant_formset.forms if f.cleaned_data],
-                    evaluator_rows=[f.cleaned_data for f in evaluator_formset.forms if f.cleaned_data.get("kind")],
+                    evaluator_rows=[
+                        f.cleaned_data
+                        for f in evaluator_formset.forms
+                        if f.cleaned_data.get("kind") and not f.cleaned_data.get("DELETE")
+                    ],
                 ),
             )
         except services.ExperimentError as exc:

@@ -105,7 +105,7 @@ def playground(request: HttpRequest) -> HttpResponse:
         context.update(
             kind=base.kind if base else PromptKind.TEXT,
             template=base.template if base else "",
-            messages=base.messages if base else [],
+            chat_messages=base.messages if base else [],  # not `messages`: that is Django's flash list
             rows=variable_rows(base.variables if base else []),
             selected=_default_selection(endpoints),
         )
@@ -114,7 +114,7 @@ def playground(request: HttpRequest) -> HttpResponse:
     context.update(
         kind=version.kind if version else (params.get("kind") or "text"),
         template=params.get("template", ""),
-        messages=_posted_messages(params),
+        chat_messages=_posted_messages(params),
         selected=_selected_ids(params),
     )
     try:

@@ -3,14 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import normalize_newlines
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
-from apps.prompts import page_panels, selectors, services, version_actions
+from apps.prompts import merge, page_panels, selectors, services, version_actions
 from apps.prompts.content import Content, ContentProblem, build_content, content_of, sample_preview
 from apps.prompts.diff import content_diff
 from apps.prompts.forms import (
@@ -142,13 +143,18 @@ def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, Conte
     if not form.is_valid():
         return form, formset, None, ContentProblem("Check the highlighted fields."), specs
     data = form.cleaned_data
+    # Browsers send textarea lines as \r\n; a version stores \n, as the API and the client write it.
+    chat = messages_from_formset(formset) if formset.is_valid() else None
     try:
         content = build_content(
             kind=data["kind"],
-            template=data["template"],
-            messages=messages_from_formset(formset) if formset.is_valid() else None,
+            template=normalize_newlines(data["template"]),
+            messages=[{**m, "content": normalize_newlines(m["content"])} for m in chat] if chat is not None else None,
             config=config_from_form(data),
-            variable_specs=specs,
+            variable_specs=[
+                {**spec, "sample": normalize_newlines(spec["sample"])} if isinstance(spec.get("sample"), str) else spec
+                for spec in specs
+            ],
         )
     except ContentProblem as exc:
         return form, formset, None, exc, specs
@@ -197,6 +203,13 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
 
     if content is not None:
         parent = form.cleaned_data.get("parent")
+        merge_base = _merge_base(request, prompt, default=parent)
+        if request.POST.get("intent") == "merge":
+            try:
+                content = _merged(prompt, merge_base=merge_base, parent=parent, draft=content)
+            except ContentProblem as exc:
+                content, context["problem"] = None, exc
+    if content is not None:
         try:
             version = services.prompt_version_create(
                 prompt=prompt,
@@ -206,9 +219,7 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
                 actor=request.user,
             )
         except services.StaleParent as exc:
-            context["conflict"] = exc
-            context["conflict_diff"] = content_diff(exc.newest, content)
-            context["left_title"], context["right_title"] = f"v{exc.newest.number} (saved)", "Your draft"
+            context.update(_conflict_context(exc, merge_base=merge_base, draft=content))
         except (ContentProblem, services.PromptError) as exc:
             context["problem"] = exc
         else:
@@ -216,7 +227,46 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
             return redirect(
                 "prompts:version", project_slug=request.project.slug, name=prompt.name, number=version.number
             )
+    context["not_saved"] = context.get("problem")
     return render(request, "prompts/prompt_edit.html", context, status=409 if "conflict" in context else 400)
+
+
+def _merge_base(request: HttpRequest, prompt, *, default: int | None) -> PromptVersion | None:
+    """The version the draft was first written from: kept across conflicts in the hidden merge_base."""
+    number = request.POST.get("merge_base") or default
+    try:
+        return selectors.version_get(prompt=prompt, number=int(number)) if number else None
+    except (ValueError, Http404):
+        return None
+
+
+def _merged(prompt, *, merge_base: PromptVersion | None, parent: int | None, draft: Content) -> Content:
+    """The draft combined with the version it is saved on top of; an overlap refuses the merge."""
+    saved = selectors.version_get(prompt=prompt, number=parent) if parent else None
+    if saved is None:
+        return draft
+    base = content_of(merge_base) if merge_base else None
+    result = merge.content_merge(base=base, saved=content_of(saved), draft=draft)
+    if not result.clean:
+        raise ContentProblem(f"cannot merge: both edits change {result.overlaps[0].where}")
+    return result.content
+
+
+def _conflict_context(exc: services.StaleParent, *, merge_base: PromptVersion | None, draft: Content) -> dict[str, Any]:
+    result = merge.content_merge(
+        base=content_of(merge_base) if merge_base else None, saved=content_of(exc.newest), draft=draft
+    )
+    context: dict[str, Any] = {
+        "conflict": exc,
+        "conflict_diff": content_diff(exc.newest, draft),
+        "left_title": f"v{exc.newest.number} (saved)",
+        "right_title": "Your draft",
+        "merge_base": merge_base,
+        "merge_overlaps": result.overlaps,
+    }
+    if result.clean:
+        context["merge_diff"] = content_diff(exc.newest, result.content)
+    return context
 
 
 @require_GET

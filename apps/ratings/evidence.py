@@ -10,7 +10,9 @@ thresholds page), for example::
      "min_mean_rating": 4.0, "min_ratings": 30, "min_pass_rate": 0.95, "pass_rate_evaluator": "exact"}
 
 Each rule is met when at least one linked experiment meets it for the review's
-candidate variant (against its baseline, for the win rate).
+candidate variant (against its baseline, for the win rate). A first release (the
+label points at no version yet) has nothing to beat: the win-rate rule does not
+apply to it, and the other thresholds do.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def _p(value: float | None) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
-def evaluate_rules(rules: dict[str, Any], link, summary: dict[str, Any]) -> list[RuleOutcome]:
+FIRST_RELEASE = "first release: there is no current version to beat, so this rule does not apply"
+
+
+def evaluate_rules(
+    rules: dict[str, Any], link, summary: dict[str, Any], *, first_release: bool = False
+) -> list[RuleOutcome]:
     """Each threshold of `rules` measured on one linked experiment's summary."""
     outcomes: list[RuleOutcome] = []
     candidate = link.candidate.name
@@ -53,7 +60,9 @@ def evaluate_rules(rules: dict[str, Any], link, summary: dict[str, Any]) -> list
         max_p = rules.get("max_p_value")
         title = f"win rate against the current version >= {min_rate:.0%}" + (f" with p < {max_p:g}" if max_p else "")
         focus = summary.get("focus")
-        if baseline is None or focus is None:
+        if first_release:
+            outcomes.append(RuleOutcome(title, True, FIRST_RELEASE))
+        elif baseline is None or focus is None:
             outcomes.append(
                 RuleOutcome(title, False, "no blind pairwise judgements of the candidate against a baseline")
             )
@@ -112,18 +121,26 @@ def _summaries(review) -> list[tuple[Any, dict[str, Any]]]:
     return found
 
 
+def _current(review):
+    from apps.prompts import selectors as prompt_selectors
+
+    return prompt_selectors.version_by_label(prompt=review.prompt, label_name=review.label_name)
+
+
 def collect(*, version, review) -> list[EvidenceItem]:
     from apps.ratings import charts, selectors
     from apps.reviews import selectors as review_selectors
 
     policy = review_selectors.policy_for_label(project_id=review.project_id, label_name=review.label_name)
     rules = _rules(policy)
+    current = _current(review)
+    first_release = current is None
     slug = review.project.slug
     items: list[EvidenceItem] = []
     for link, summary in _summaries(review):
         experiment = link.experiment
         figures = charts.all_charts(summary, selectors.cost_per_output(experiment=experiment))
-        outcomes = evaluate_rules(rules, link, summary)
+        outcomes = evaluate_rules(rules, link, summary, first_release=first_release)
         html = render_to_string(
             "ratings/_evidence_item.html",
             {
@@ -158,6 +175,57 @@ def collect(*, version, review) -> list[EvidenceItem]:
                 url=reverse("ratings:link", args=[slug, review.pk]) + f"?experiment={experiment.pk}",
             )
         )
+    if review.is_active:
+        actions = _evidence_actions(review=review, version=version, current=current, rules=rules)
+        items.extend(actions)
+    return items
+
+
+def _evidence_actions(*, review, version, current, rules: dict[str, Any]) -> list[EvidenceItem]:
+    """What the reviewer can do from the review page: what the policy asks of this release, start an
+    experiment of the candidate (against the current version when there is one), link any experiment."""
+    slug = review.project.slug
+    start = reverse("experiments:create", args=[slug]) + f"?candidate={version.pk}"
+    if current is not None:
+        start += f"&baseline={current.pk}"
+        start_title = f"Start an experiment of v{version.number} against {review.label_name}'s v{current.number}"
+    else:
+        start_title = f"Start an experiment of v{version.number}"
+    items = []
+    if rules:
+        needs = "; ".join(_titles(rules, first_release=current is None)) or "no thresholds"
+        kind = "A first release" if current is None else "This release"
+        required = "required" if rules.get("required") else "shown, not required"
+        items.append(
+            EvidenceItem(
+                action=True,
+                title=f"{kind} of {review.label_name} needs: {needs} ({required})",
+                summary=(
+                    f"{review.label_name} points at no version yet, so there is nothing to win against: "
+                    "run the candidate on a dataset, rate its outputs in a rating queue, and link the experiment."
+                    if current is None
+                    else "Run the candidate against the current version, judge them blind in a pairwise queue "
+                    "and rate the outputs, then link the experiment."
+                ),
+            )
+        )
+    items.append(
+        EvidenceItem(
+            action=True,
+            title=start_title,
+            url=start,
+            summary="Opens the experiment builder with the variants filled in.",
+        )
+    )
+    items.append(
+        EvidenceItem(
+            action=True,
+            title="Link an experiment as evidence",
+            url=reverse("ratings:link", args=[slug, review.pk]),
+            summary="Any experiment of this project with a variant that runs "
+            f"v{version.number}; its ratings and judgements count towards the thresholds.",
+        )
+    )
     return items
 
 
@@ -167,16 +235,17 @@ def release_checks(*, review, policy) -> list[CheckResult]:
     if not rules or not policy.protected:
         return []
     required = bool(rules.get("required"))
+    first_release = _current(review) is None
     summaries = _summaries(review)
     if not summaries:
-        probe = _titles(rules)
+        probe = _titles(rules, first_release=first_release)
         return [
             CheckResult(title=t, met=False, blocking=required, detail="no experiment is linked to this review")
             for t in probe
         ]
     results: dict[str, CheckResult] = {}
     for link, summary in summaries:
-        for outcome in evaluate_rules(rules, link, summary):
+        for outcome in evaluate_rules(rules, link, summary, first_release=first_release):
             best = results.get(outcome.title)
             if best is None or (outcome.met and not best.met):
                 results[outcome.title] = CheckResult(
@@ -188,7 +257,9 @@ def release_checks(*, review, policy) -> list[CheckResult]:
     return list(results.values())
 
 
-def _titles(rules: dict[str, Any]) -> list[str]:
+def _titles(rules: dict[str, Any], *, first_release: bool = False) -> list[str]:
+    """The thresholds a release still has to meet (a first release: all but the win rate)."""
+
     class _Nothing:
         name = "candidate"
 
@@ -197,4 +268,4 @@ def _titles(rules: dict[str, Any]) -> list[str]:
         baseline = None
 
     empty = {"variants": [], "focus": None}
-    return [o.title for o in evaluate_rules(rules, _Link(), empty)]
+    return [o.title for o in evaluate_rules(rules, _Link(), empty, first_release=first_release) if not o.met]

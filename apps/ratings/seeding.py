@@ -30,6 +30,16 @@ OutputFn = Callable[[str, int, int, Any], str]
 ScoreFn = Callable[[str, str, int, str, Any], tuple[float, bool, str]]
 
 
+def _cost(endpoint, tokens_in: int, tokens_out: int) -> Decimal:
+    """What the endpoint's own prices make of the tokens, as the gateway would (a $0 local model costs
+    nothing); an endpoint without prices gets an illustrative $1 / $3 per million tokens."""
+    if endpoint.price_input_per_mtok is None and endpoint.price_output_per_mtok is None:
+        return Decimal(tokens_in + 3 * tokens_out) / Decimal(1_000_000)
+    price_in = Decimal(endpoint.price_input_per_mtok or 0)
+    price_out = Decimal(endpoint.price_output_per_mtok or 0)
+    return (tokens_in * price_in + tokens_out * price_out) / Decimal(1_000_000)
+
+
 @transaction.atomic
 def finished_experiment(
     *,
@@ -56,7 +66,7 @@ def finished_experiment(
         actor=actor,
     )
     now = timezone.now()
-    by_name = {v.name: v for v in experiment.variants.all()}
+    by_name = {v.name: v for v in experiment.variants.select_related("endpoint")}
     cells = []
     for position, item in dataset_selectors.version_items_iter(version=dataset_version):
         for variant_name, variant in by_name.items():
@@ -77,7 +87,7 @@ def finished_experiment(
                     Cell(
                         experiment=experiment, variant=variant, item=item, position=position, repeat=repeat,
                         status=CellStatus.DONE, output=text, finish_reason="stop", tokens_in=tokens_in,
-                        tokens_out=tokens_out, cost=Decimal(tokens_in + 3 * tokens_out) / Decimal(1_000_000),
+                        tokens_out=tokens_out, cost=_cost(variant.endpoint, tokens_in, tokens_out),
                         latency_ms=200 + 13 * tokens_out + (position * 37) % 90, attempts=1,
                         request={"messages": [{"role": "user", "content": str(item.input)}]},
                         started_at=now, finished_at=now,

@@ -27,6 +27,7 @@ class EvidenceItem:
     url: str = ""
     passed: bool | None = None
     details: dict = field(default_factory=dict, hash=False, compare=False)
+    action: bool = False  # an offer to gather evidence (start or link an experiment), not evidence itself
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ def unregister(provider: EvidenceProvider) -> None:
 
 def providers() -> list[EvidenceProvider]:
     return list(_providers)
+
+
+def anything_linked(sections: list[tuple[str, list[EvidenceItem]]]) -> bool:
+    """Whether any section holds evidence, not only offers to gather it."""
+    return any(not item.action for _, items in sections for item in items)
 
 
 def collect(*, version, review) -> list[tuple[str, list[EvidenceItem]]]:

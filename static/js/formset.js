@@ -15,3 +15,11 @@
     rows.lastElementChild.querySelector("select, input")?.focus();
   });
 })();
+
+// A row's Remove box (data-remove-row) hides the row; the form still posts it, marked for deletion.
+(function () {
+  document.addEventListener("change", (event) => {
+    const box = event.target.closest("input[data-remove-row]");
+    if (box) box.closest("[data-row]").hidden = box.checked;
+  });
+})();

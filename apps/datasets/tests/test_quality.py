@@ -50,10 +50,11 @@ def test_the_report_counts_missing_empty_and_duplicates():
     assert report.length_summary["max"] == len("How are you?") + 2
 
 
-def test_the_report_draws_plotly_figures_without_a_cdn():
+def test_the_report_hands_plotly_figures_to_the_page_script_without_inline_script():
     html = quality.length_figure_html([1, 2, 3, 50, 50])
-    assert "Plotly.newPlot" in html and "cdn" not in html.lower() and "<script src" not in html
-    assert "Plotly.newPlot" in quality.category_figure_html([("a", 3), ("b", 1)])
+    assert 'id="length-chart" data-figure="' in html and "&quot;type&quot;:&quot;bar&quot;" in html
+    assert "<script" not in html and "cdn" not in html.lower()
+    assert 'data-figure="' in quality.category_figure_html([("a", 3), ("b", 1)])
 
 
 def test_the_report_is_fast_enough_for_large_versions():

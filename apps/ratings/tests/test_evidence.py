@@ -112,7 +112,7 @@ def test_the_review_page_shows_the_verdict_charts_and_each_threshold_met_or_not(
     assert "✔ met: win rate against the current version &gt;= 50% with p &lt; 0.05" in html
     assert "✔ met: mean rating &gt;= 4 from at least 10 ratings" in html
     assert "✔ met: pass rate of evaluator quality &gt;= 95%" in html
-    assert 'data-figure="' in html and "plotly.min.js" in html
+    assert 'data-figure="' in html and "plotly-cartesian.min.js" in html
     author_html = client_for(cast.author).get(f"/p/acme/reviews/{review.pk}/").content.decode()
     assert 'id="release-form"' in author_html
 

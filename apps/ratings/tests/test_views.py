@@ -185,7 +185,7 @@ def test_the_statistics_page_shows_the_verdict_and_charts(client_for, editor, ra
     judge_all(queue, raters[:1], lambda rater, p: "B" if p % 2 else "tie")
     html = client_for(editor).get(f"/p/acme/ratings/experiments/{experiment.pk}/stats/").content.decode()
     assert "No significant difference yet between B and A" in html
-    assert 'id="chart-win_matrix"' in html and 'id="chart-forest"' in html and "plotly.min.js" in html
+    assert 'id="chart-win_matrix"' in html and 'id="chart-forest"' in html and "plotly-cartesian.min.js" in html
 
 
 def test_exports_ratings_judgements_preferences_and_finetuning(client_for, editor, raters, experiment):
