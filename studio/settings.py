@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.ratings",
     "apps.traces",
+    "apps.monitoring",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
