@@ -31,14 +31,15 @@ class HourlyRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["project", "prompt_version_id", "model", "hour"], name="rollup_unique_key"
-            )
+            models.UniqueConstraint(fields=["project", "prompt_version_id", "model", "hour"], name="rollup_unique_key")
         ]
         indexes = [
             models.Index(fields=["project", "hour"], name="rollup_project_hour"),
             models.Index(fields=["prompt_id", "hour"], name="rollup_prompt_hour"),
         ]
+
+    def __str__(self) -> str:
+        return f"hourly rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
 
 
 class LatencyRollup(models.Model):
@@ -59,6 +60,9 @@ class LatencyRollup(models.Model):
             )
         ]
         indexes = [models.Index(fields=["project", "hour"], name="latency_rollup_project_hour")]
+
+    def __str__(self) -> str:
+        return f"latency rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
 
 
 class ScoreRollup(models.Model):
@@ -81,6 +85,9 @@ class ScoreRollup(models.Model):
             )
         ]
         indexes = [models.Index(fields=["project", "hour"], name="score_rollup_project_hour")]
+
+    def __str__(self) -> str:
+        return f"score rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
 
 
 class DriftReport(models.Model):

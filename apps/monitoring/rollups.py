@@ -217,9 +217,7 @@ def rollups_rebuild(*, project_id: int) -> int:
     with transaction.atomic():
         for model in (HourlyRollup, LatencyRollup, ScoreRollup):
             model.objects.filter(project_id=project_id).delete()
-        keys = list(
-            Span.objects.filter(project_id=project_id, kind="generation").values_list("trace_id", "span_id")
-        )
+        keys = list(Span.objects.filter(project_id=project_id, kind="generation").values_list("trace_id", "span_id"))
         for chunk in _chunks(keys, 5000):
             on_written(Written(project_id=project_id, span_keys=chunk))
     return len(keys)

@@ -339,7 +339,9 @@ def _not_yet_stored(
         )
     stored_scores: set[str] = set()
     for ids in _chunks(score_ids):
-        stored_scores.update(Score.objects.filter(project_id=project_id, score_id__in=ids).values_list("score_id", flat=True))
+        stored_scores.update(
+            Score.objects.filter(project_id=project_id, score_id__in=ids).values_list("score_id", flat=True)
+        )
     return [k for k in span_keys if k not in stored_spans], [i for i in score_ids if i not in stored_scores]
 
 

@@ -6,158 +6,288 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0004_merge_20261205_1413'),
-        ('prompts', '0002_versions_and_labels_guarded'),
+        ("accounts", "0004_merge_20261205_1413"),
+        ("prompts", "0002_versions_and_labels_guarded"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertRule',
+            name="AlertRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('metric', models.CharField(choices=[('error_rate', 'Error rate'), ('latency_p95', 'Latency p95 (ms)'), ('cost_per_call', 'Cost per call'), ('volume', 'Volume (generations)'), ('feedback_mean', 'Feedback mean'), ('drift_findings', 'Drift findings')], max_length=20)),
-                ('operator', models.CharField(choices=[('above', 'above'), ('below', 'below')], default='above', max_length=8)),
-                ('threshold', models.FloatField()),
-                ('window_hours', models.PositiveIntegerField(default=1)),
-                ('min_volume', models.PositiveIntegerField(default=20, help_text='Fewer generations in the window: not evaluated.')),
-                ('email', models.CharField(blank=True, help_text='Comma-separated addresses to mail.', max_length=500)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_evaluated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alert_rules', to='accounts.project')),
-                ('prompt', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts.prompt')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "metric",
+                    models.CharField(
+                        choices=[
+                            ("error_rate", "Error rate"),
+                            ("latency_p95", "Latency p95 (ms)"),
+                            ("cost_per_call", "Cost per call"),
+                            ("volume", "Volume (generations)"),
+                            ("feedback_mean", "Feedback mean"),
+                            ("drift_findings", "Drift findings"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "operator",
+                    models.CharField(choices=[("above", "above"), ("below", "below")], default="above", max_length=8),
+                ),
+                ("threshold", models.FloatField()),
+                ("window_hours", models.PositiveIntegerField(default=1)),
+                (
+                    "min_volume",
+                    models.PositiveIntegerField(
+                        default=20, help_text="Fewer generations in the window: not evaluated."
+                    ),
+                ),
+                ("email", models.CharField(blank=True, help_text="Comma-separated addresses to mail.", max_length=500)),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_evaluated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="alert_rules", to="accounts.project"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="prompts.prompt",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='DriftReport',
+            name="DriftReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('window_start', models.DateTimeField()),
-                ('window_end', models.DateTimeField()),
-                ('reference', models.CharField(help_text='What the window was compared with, in words.', max_length=200)),
-                ('reference_start', models.DateTimeField(blank=True, null=True)),
-                ('reference_end', models.DateTimeField(blank=True, null=True)),
-                ('alpha', models.FloatField(default=0.05)),
-                ('tests', models.JSONField(default=list, help_text='Every test run: metric, test, statistic, p, q, effect, line.')),
-                ('finding_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drift_reports', to='accounts.project')),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drift_reports', to='prompts.prompt')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("window_start", models.DateTimeField()),
+                ("window_end", models.DateTimeField()),
+                (
+                    "reference",
+                    models.CharField(help_text="What the window was compared with, in words.", max_length=200),
+                ),
+                ("reference_start", models.DateTimeField(blank=True, null=True)),
+                ("reference_end", models.DateTimeField(blank=True, null=True)),
+                ("alpha", models.FloatField(default=0.05)),
+                (
+                    "tests",
+                    models.JSONField(
+                        default=list, help_text="Every test run: metric, test, statistic, p, q, effect, line."
+                    ),
+                ),
+                ("finding_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="drift_reports", to="accounts.project"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="drift_reports", to="prompts.prompt"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('acknowledged', 'Acknowledged'), ('resolved', 'Resolved')], default='open', max_length=14)),
-                ('value', models.FloatField()),
-                ('volume', models.PositiveIntegerField(default=0)),
-                ('message', models.CharField(max_length=500)),
-                ('opened_at', models.DateTimeField()),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='accounts.project')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='monitoring.alertrule')),
-                ('drift_report', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='monitoring.driftreport')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("acknowledged", "Acknowledged"), ("resolved", "Resolved")],
+                        default="open",
+                        max_length=14,
+                    ),
+                ),
+                ("value", models.FloatField()),
+                ("volume", models.PositiveIntegerField(default=0)),
+                ("message", models.CharField(max_length=500)),
+                ("opened_at", models.DateTimeField()),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="alerts", to="accounts.project"
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="alerts", to="monitoring.alertrule"
+                    ),
+                ),
+                (
+                    "drift_report",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="monitoring.driftreport",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-opened_at', '-id'],
+                "ordering": ["-opened_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='HourlyRollup',
+            name="HourlyRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt_id', models.BigIntegerField(default=0)),
-                ('prompt_version_id', models.BigIntegerField(default=0)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('hour', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('errors', models.BigIntegerField(default=0)),
-                ('latency_ms_sum', models.FloatField(default=0)),
-                ('input_tokens', models.BigIntegerField(default=0)),
-                ('output_tokens', models.BigIntegerField(default=0)),
-                ('cost_units', models.BigIntegerField(default=0, help_text='Cost in units of 1e-8 (exact sums on every database).')),
-                ('empty_outputs', models.BigIntegerField(default=0)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt_id", models.BigIntegerField(default=0)),
+                ("prompt_version_id", models.BigIntegerField(default=0)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("hour", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                ("errors", models.BigIntegerField(default=0)),
+                ("latency_ms_sum", models.FloatField(default=0)),
+                ("input_tokens", models.BigIntegerField(default=0)),
+                ("output_tokens", models.BigIntegerField(default=0)),
+                (
+                    "cost_units",
+                    models.BigIntegerField(
+                        default=0, help_text="Cost in units of 1e-8 (exact sums on every database)."
+                    ),
+                ),
+                ("empty_outputs", models.BigIntegerField(default=0)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.project",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LatencyRollup',
+            name="LatencyRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt_id', models.BigIntegerField(default=0)),
-                ('prompt_version_id', models.BigIntegerField(default=0)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('hour', models.DateTimeField()),
-                ('bucket', models.SmallIntegerField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt_id", models.BigIntegerField(default=0)),
+                ("prompt_version_id", models.BigIntegerField(default=0)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("hour", models.DateTimeField()),
+                ("bucket", models.SmallIntegerField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.project",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ScoreRollup',
+            name="ScoreRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt_id', models.BigIntegerField(default=0)),
-                ('prompt_version_id', models.BigIntegerField(default=0)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('hour', models.DateTimeField()),
-                ('name', models.CharField(max_length=100)),
-                ('count', models.BigIntegerField(default=0)),
-                ('total', models.FloatField(default=0)),
-                ('total_sq', models.FloatField(default=0)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt_id", models.BigIntegerField(default=0)),
+                ("prompt_version_id", models.BigIntegerField(default=0)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("hour", models.DateTimeField()),
+                ("name", models.CharField(max_length=100)),
+                ("count", models.BigIntegerField(default=0)),
+                ("total", models.FloatField(default=0)),
+                ("total_sq", models.FloatField(default=0)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.project",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='alertrule',
-            constraint=models.UniqueConstraint(fields=('project', 'name'), name='alert_rule_unique_name'),
+            model_name="alertrule",
+            constraint=models.UniqueConstraint(fields=("project", "name"), name="alert_rule_unique_name"),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['rule', 'status'], name='alert_rule_status'),
+            model_name="alert",
+            index=models.Index(fields=["rule", "status"], name="alert_rule_status"),
         ),
         migrations.AddIndex(
-            model_name='hourlyrollup',
-            index=models.Index(fields=['project', 'hour'], name='rollup_project_hour'),
+            model_name="hourlyrollup",
+            index=models.Index(fields=["project", "hour"], name="rollup_project_hour"),
         ),
         migrations.AddIndex(
-            model_name='hourlyrollup',
-            index=models.Index(fields=['prompt_id', 'hour'], name='rollup_prompt_hour'),
+            model_name="hourlyrollup",
+            index=models.Index(fields=["prompt_id", "hour"], name="rollup_prompt_hour"),
         ),
         migrations.AddConstraint(
-            model_name='hourlyrollup',
-            constraint=models.UniqueConstraint(fields=('project', 'prompt_version_id', 'model', 'hour'), name='rollup_unique_key'),
+            model_name="hourlyrollup",
+            constraint=models.UniqueConstraint(
+                fields=("project", "prompt_version_id", "model", "hour"), name="rollup_unique_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='latencyrollup',
-            index=models.Index(fields=['project', 'hour'], name='latency_rollup_project_hour'),
+            model_name="latencyrollup",
+            index=models.Index(fields=["project", "hour"], name="latency_rollup_project_hour"),
         ),
         migrations.AddConstraint(
-            model_name='latencyrollup',
-            constraint=models.UniqueConstraint(fields=('project', 'prompt_version_id', 'model', 'hour', 'bucket'), name='latency_rollup_unique_key'),
+            model_name="latencyrollup",
+            constraint=models.UniqueConstraint(
+                fields=("project", "prompt_version_id", "model", "hour", "bucket"), name="latency_rollup_unique_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='scorerollup',
-            index=models.Index(fields=['project', 'hour'], name='score_rollup_project_hour'),
+            model_name="scorerollup",
+            index=models.Index(fields=["project", "hour"], name="score_rollup_project_hour"),
         ),
         migrations.AddConstraint(
-            model_name='scorerollup',
-            constraint=models.UniqueConstraint(fields=('project', 'prompt_version_id', 'model', 'hour', 'name'), name='score_rollup_unique_key'),
+            model_name="scorerollup",
+            constraint=models.UniqueConstraint(
+                fields=("project", "prompt_version_id", "model", "hour", "name"), name="score_rollup_unique_key"
+            ),
         ),
     ]
