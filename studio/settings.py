@@ -221,6 +221,15 @@ CELERY_BEAT_SCHEDULE["traces-retention"] = {
     "options": {"expires": 3000, "queue": "ingest"},
 }
 
+# --- Monitoring (apps/monitoring) ----------------------------------------------
+# How often the beat task evaluates the alert rules.
+MONITORING_ALERT_SECONDS = env_int("MONITORING_ALERT_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["monitoring-alerts"] = {
+    "task": "monitoring.evaluate_alerts",
+    "schedule": float(MONITORING_ALERT_SECONDS),
+    "options": {"expires": MONITORING_ALERT_SECONDS - 5},
+}
+
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

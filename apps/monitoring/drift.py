@@ -102,7 +102,9 @@ def categorical_test(name: str, reference: list[str], window: list[str], against
     win_share = [x / n_win for x in table[1]]
     stability = psi(ref_share, win_share)
     cramers_v = math.sqrt(chi2 / (total * (min(2, len(labels)) - 1)))
-    moved = max(range(len(labels)), key=lambda i: abs(win_share[i] - ref_share[i]))
+    moved = max(
+        range(len(labels)), key=lambda i: (round(abs(win_share[i] - ref_share[i]), 9), win_share[i] - ref_share[i])
+    )
     line = (
         f"`{name}` shifted: {_percent(win_share[moved])} `{labels[moved]}` now against "
         f"{_percent(ref_share[moved])} in {against}."

@@ -135,6 +135,7 @@ class AlertRule(models.Model):
     metric = models.CharField(max_length=20, choices=AlertMetric.choices)
     operator = models.CharField(max_length=8, choices=AlertOperator.choices, default=AlertOperator.ABOVE)
     threshold = models.FloatField()
+    score_name = models.CharField(max_length=100, blank=True, help_text="The feedback score a feedback rule reads.")
     window_hours = models.PositiveIntegerField(default=1)
     min_volume = models.PositiveIntegerField(default=20, help_text="Fewer generations in the window: not evaluated.")
     email = models.CharField(max_length=500, blank=True, help_text="Comma-separated addresses to mail.")
