@@ -3,10 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from apps.accounts import views as account_views
+from apps.api.mcp import http as mcp_http
 from apps.core import views as core_views
 
 urlpatterns = [
     path("api/", include("apps.api.urls")),  # first: apps call it many times a second
+    path("mcp/", mcp_http.endpoint, name="mcp"),  # MCP streamable HTTP (apps/api/mcp/http.py)
+    path("mcp", mcp_http.endpoint),
     path("", account_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("favicon.ico", core_views.favicon, name="favicon"),

@@ -287,3 +287,57 @@ def experiment_action(request: Request, experiment_id: int, action: str) -> Resp
     except services.ExperimentError as exc:
         raise ApiError(409, "invalid_state", str(exc))
     return Response(_status(Experiment.objects.get(pk=experiment.pk)))
+
+
+COMPARISON = inline_serializer(
+    "ExperimentComparison",
+    {
+        "variant": serializers.CharField(help_text="The candidate."),
+        "against": serializers.CharField(help_text="The baseline."),
+        "evaluator": serializers.CharField(),
+        "wins": serializers.IntegerField(),
+        "losses": serializers.IntegerField(),
+        "ties": serializers.IntegerField(),
+        "n": serializers.IntegerField(help_text="Rows scored for both variants."),
+        "win_rate": serializers.FloatField(allow_null=True),
+        "ci_low": serializers.FloatField(allow_null=True),
+        "ci_high": serializers.FloatField(allow_null=True),
+        "p_value": serializers.FloatField(allow_null=True),
+        "candidate_mean": serializers.FloatField(allow_null=True),
+        "baseline_mean": serializers.FloatField(allow_null=True),
+        "verdict": serializers.CharField(),
+        "method": serializers.CharField(),
+    },
+)
+
+
+@extend_schema(
+    operation_id="experiment_compare",
+    summary="A candidate variant against a baseline on an evaluator's scores: win rate, interval, p-value",
+    description=(
+        "Row by row (repeats averaged), the candidate wins where its score is higher, loses where lower; ties count "
+        "half. The win rate has a Wilson 95% interval and p is the exact sign test. This is what a CI gate checks; "
+        "`/summary` has the human judgements."
+    ),
+    parameters=[
+        OpenApiParameter("candidate", str, required=True, description="The candidate variant's name."),
+        OpenApiParameter("baseline", str, required=True, description="The baseline variant's name."),
+        OpenApiParameter("evaluator", str, description="The evaluator's name (default: the first)."),
+    ],
+    responses={200: COMPARISON},
+)
+@api_view(["GET"])
+def experiment_compare(request: Request, experiment_id: int) -> Response:
+    from apps.ratings.score_pairs import ScorePairError, score_pair
+
+    experiment = _experiment(request.auth.project_id, experiment_id)
+    candidate, baseline = request.GET.get("candidate", ""), request.GET.get("baseline", "")
+    if not candidate or not baseline:
+        raise ApiError(400, "invalid_query", "Give candidate= and baseline=, the names of two variants.")
+    try:
+        result = score_pair(
+            experiment=experiment, candidate=candidate, baseline=baseline, evaluator=request.GET.get("evaluator")
+        )
+    except ScorePairError as exc:
+        raise ApiError(400, "invalid_comparison", str(exc))
+    return Response(result)

@@ -130,3 +130,25 @@ class LabelMovedSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     previous_version = serializers.IntegerField(allow_null=True)
     moved = serializers.BooleanField(help_text="false when the label already pointed at that version")
+
+
+class FieldChangeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    old = serializers.CharField(allow_blank=True)
+    new = serializers.CharField(allow_blank=True)
+
+
+class DiffSideSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    labels = serializers.ListField(child=serializers.CharField())
+
+
+class DiffSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    old = DiffSideSerializer(help_text="The version diffed from.")
+    new = DiffSideSerializer(help_text="The version diffed to.")
+    unchanged = serializers.BooleanField()
+    type_changed = serializers.BooleanField()
+    diff = serializers.CharField(allow_blank=True, help_text="A unified diff of the text or the messages.")
+    config = FieldChangeSerializer(many=True, help_text="The config keys that changed.")
+    variables = FieldChangeSerializer(many=True, help_text="The variables that were added, removed or changed.")

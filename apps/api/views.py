@@ -27,6 +27,7 @@ from apps.api.auth import HasWriteScope
 from apps.api.cache import KeyInfo
 from apps.api.errors import ApiError
 from apps.api.lean import LeanGetView
+from apps.prompts import selectors as prompt_selectors
 from apps.prompts import services as prompt_services
 from apps.prompts.content import ContentProblem, build_content, content_of, render_content
 from apps.prompts.models import NAME_PATTERN, PromptVersion
@@ -246,13 +247,14 @@ def _version_create(request: Request, name: str) -> Response:
                 prompt = prompt_services.prompt_create(project=api_key.project, name=name, actor=api_key)
             except prompt_services.PromptError as exc:
                 raise ApiError(409, "conflict", str(exc))
+        newest = prompt_selectors.version_newest(prompt=prompt)
         try:
             content = build_content(
                 kind=data["type"],
                 template=data["template"],
                 messages=data.get("messages"),
                 config=data["config"],
-                variable_specs=data["variables"],
+                variable_specs=_keep_samples(data["variables"], newest),
             )
         except ContentProblem as exc:
             raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)
@@ -271,6 +273,21 @@ def _version_create(request: Request, name: str) -> Response:
         except prompt_services.PromptError as exc:
             raise ApiError(409, exc.code, str(exc))
     return Response({**selectors.version_body(version), "created": created}, status=201 if created else 200)
+
+
+def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> list[dict[str, Any]]:
+    """A spec without a sample keeps the newest version's sample of that variable (same type): clients that
+    pull and push prompt files (`prompt-studio push`) never see samples, and must not drop them."""
+    if newest is None:
+        return specs
+    previous = {spec["name"]: spec for spec in newest.variables if "sample" in spec}
+    kept = []
+    for spec in specs:
+        old = previous.get(spec["name"])
+        if "sample" not in spec and old is not None and spec.get("type") == old.get("type"):
+            spec = {**spec, "sample": old["sample"]}
+        kept.append(spec)
+    return kept
 
 
 @extend_schema(
@@ -313,3 +330,44 @@ def label_move(request: Request, name: str, label: str) -> Response:
 @permission_classes([AllowAny])
 def index(request: Request) -> Response:
     return Response({"detail": "Prompt Studio REST API v1", "schema": "/api/v1/schema", "docs": "/api/v1/docs"})
+
+
+def _version_ref(project_id: int, name: str, value: str | None, param: str) -> tuple[PromptVersion, list[str]]:
+    """A version named by its number or by a label (latest included), and its labels."""
+    if not value:
+        raise ApiError(400, "invalid_query", f"Give {param}= a version number or a label.")
+    label, number = _selector({"version": value}) if value.isdigit() else (_check_label(value), None)
+    resolved = selectors.resolve(project_id=project_id, name=name, label=label, number=number)
+    return selectors.version_load(version_id=resolved.version_id), list(resolved.labels)
+
+
+@extend_schema(
+    operation_id="versions_diff",
+    summary="Diff two versions of a prompt",
+    description="`old` and `new` are each a version number or a label (production, latest, ...).",
+    parameters=[
+        OpenApiParameter("old", str, required=True, description="A version number or a label."),
+        OpenApiParameter("new", str, required=True, description="A version number or a label."),
+    ],
+    responses={200: s.DiffSerializer, **ERRORS},
+)
+@api_view(["GET"])
+def versions_diff(request: Request, name: str) -> Response:
+    from apps.prompts import diff
+
+    name = _check_name(name)
+    old, old_labels = _version_ref(request.auth.project_id, name, request.GET.get("old"), "old")
+    new, new_labels = _version_ref(request.auth.project_id, name, request.GET.get("new"), "new")
+    changes = diff.content_diff(old, new)
+    return Response(
+        {
+            "name": name,
+            "old": {"version": old.number, "labels": old_labels},
+            "new": {"version": new.number, "labels": new_labels},
+            "unchanged": changes.unchanged,
+            "type_changed": changes.kind_changed,
+            "diff": diff.unified_diff(old, new, left_name=f"{name} v{old.number}", right_name=f"{name} v{new.number}"),
+            "config": [{"name": c.name, "old": c.left, "new": c.right} for c in changes.config if c.changed],
+            "variables": [{"name": c.name, "old": c.left, "new": c.right} for c in changes.variables if c.changed],
+        }
+    )

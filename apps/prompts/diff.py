@@ -155,3 +155,15 @@ def content_diff(left, right) -> VersionDiff:
         variables=variables_diff(left.variables, right.variables),
         kind_changed=left.kind != right.kind,
     )
+
+
+def unified_diff(left, right, *, left_name: str, right_name: str) -> str:
+    """A plain unified diff of two versions' text or messages, for the API, the CLI and agents."""
+    lines = difflib.unified_diff(
+        messages_as_text(left.kind, left.template, left.messages).splitlines(),
+        messages_as_text(right.kind, right.template, right.messages).splitlines(),
+        fromfile=left_name,
+        tofile=right_name,
+        lineterm="",
+    )
+    return "\n".join(lines)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from apps.datasets.models import DatasetVersion
 from apps.datasets.selectors import version_records
@@ -18,11 +21,11 @@ def test_it_filters_opens_a_trace_and_adds_two_generations_to_a_dataset(login_pa
     page.goto("/p/acme/traces/")
     assert page.locator(".trace-row").count() == 2
     page.select_option("select[name=status]", "ok")  # htmx swaps the results in place
-    page.wait_for_function("document.querySelectorAll('.trace-row').length === 1")
-    assert "status=ok" in page.url
+    expect(page.locator(".trace-row")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"status=ok"))
     page.locator("input[name=q]").press_sequentially("Lin")
-    page.wait_for_function("location.search.includes('q=Lin')")
-    page.wait_for_function("document.querySelectorAll('.trace-row').length === 1")
+    expect(page).to_have_url(re.compile(r"q=Lin"))
+    expect(page.locator(".trace-row")).to_have_count(1)
     page.click("text=greeting")
     page.wait_for_selector("#timeline")
     assert page.locator(".span-row").count() == 3
