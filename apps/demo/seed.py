@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.accounts.models import Membership, Project, Role
 from apps.accounts.services import project_create
-from apps.demo import datasets, prompts, providers, ratings, reviews, traces
+from apps.demo import datasets, monitoring, prompts, providers, ratings, reviews, traces
 from apps.demo.users import demo_user
 
 DemoStep = Callable[..., object]
@@ -25,6 +25,7 @@ DEMO_STEPS: list[DemoStep] = [
     providers.seed_demo_endpoints,
     ratings.seed_demo_ratings,
     traces.seed_demo_traces,
+    monitoring.seed_demo_monitoring,
 ]
 
 
