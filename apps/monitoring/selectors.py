@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Sum
+from django.db import connection
+from django.db.models import F, Sum
+from django.db.models.functions import Substr, TruncDay
 from django.utils import timezone
 
 from apps.monitoring.models import HourlyRollup, LatencyRollup, ScoreRollup
@@ -163,7 +165,18 @@ def _hour_floor(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _bucket(hour: datetime, step: str) -> datetime:
+def _at(step: str):
+    """The time bucket in SQL: the rollup's hour, or its day (so a month per day reads 24 times fewer rows)."""
+    if step != "day":
+        return F("hour")
+    if connection.vendor == "sqlite":  # Django's TruncDay is a Python function on SQLite: the text's date is native
+        return Substr("hour", 1, 10)
+    return TruncDay("hour", tzinfo=UTC)
+
+
+def _bucket(hour: datetime | str, step: str) -> datetime:
+    if isinstance(hour, str):
+        return datetime.fromisoformat(hour).replace(tzinfo=UTC)
     hour = hour.astimezone(UTC)
     return hour.replace(hour=0) if step == "day" else hour
 
@@ -203,28 +216,31 @@ def metrics(*, project_id: int, f: MetricFilters) -> dict[str, Any]:
     series: dict[int, dict[datetime, list]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0, 0, 0, 0]))
     for row in (
         _rows(HourlyRollup, project_id, f, scope)
-        .values("prompt_version_id", "hour")
+        .annotate(at=_at(f.step))
+        .values("prompt_version_id", "at")
         .annotate(**{f"s_{k}": Sum(k) for k in sums})
     ):
-        cell = series[row["prompt_version_id"]][_bucket(row["hour"], f.step)]
+        cell = series[row["prompt_version_id"]][_bucket(row["at"], f.step)]
         for i, k in enumerate(sums):
             cell[i] += row[f"s_{k}"] or 0
     lat: dict[int, dict[datetime, dict[int, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     for row in (
         _rows(LatencyRollup, project_id, f, scope)
-        .values("prompt_version_id", "hour", "bucket")
+        .annotate(at=_at(f.step))
+        .values("prompt_version_id", "at", "bucket")
         .annotate(n=Sum("count"))
     ):
-        lat[row["prompt_version_id"]][_bucket(row["hour"], f.step)][row["bucket"]] += row["n"]
+        lat[row["prompt_version_id"]][_bucket(row["at"], f.step)][row["bucket"]] += row["n"]
     scores: dict[str, dict[int, dict[datetime, list]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(lambda: [0, 0.0, 0.0]))
     )
     for row in (
         _rows(ScoreRollup, project_id, f, scope)
-        .values("name", "prompt_version_id", "hour")
+        .annotate(at=_at(f.step))
+        .values("name", "prompt_version_id", "at")
         .annotate(n=Sum("count"), t=Sum("total"), t2=Sum("total_sq"))
     ):
-        cell = scores[row["name"]][row["prompt_version_id"]][_bucket(row["hour"], f.step)]
+        cell = scores[row["name"]][row["prompt_version_id"]][_bucket(row["at"], f.step)]
         cell[0] += row["n"]
         cell[1] += row["t"]
         cell[2] += row["t2"]
