@@ -145,3 +145,5 @@ def test_release_impact_compares_before_and_after_a_move(client_for, editor, rel
     assert client.get(f"/p/{project.slug}/monitoring/impact/{move.pk}/", {"hours": "x"}).status_code == 400
     dashboard = client.get(f"/p/{project.slug}/monitoring/", {"prompt": "greet"}).content.decode()
     assert f"/monitoring/impact/{move.pk}/" in dashboard
+    prompt_page = client.get(f"/p/{project.slug}/prompts/greet/").content.decode()
+    assert f"/monitoring/impact/{move.pk}/" in prompt_page and 'id="prompt-dashboard-link"' in prompt_page
