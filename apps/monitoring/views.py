@@ -42,7 +42,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         data = selectors.metrics(project_id=project.pk, f=filters)
         moves = selectors.label_moves(project_id=project.pk, f=filters, scope=data["scope"])
     except selectors.FilterProblem as exc:
-        problem, status = exc.message, 400
+        problem, status = exc.message, 200 if request.htmx else 400  # htmx swaps only a 2xx: the problem shows
         filters = selectors.filters_from({})
         data = selectors.metrics(project_id=project.pk, f=filters)
         moves = selectors.label_moves(project_id=project.pk, f=filters, scope=data["scope"])

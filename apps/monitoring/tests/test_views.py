@@ -65,6 +65,8 @@ def test_filters_narrow_the_figures_and_bad_ones_are_a_400(client_for, editor, r
     ):
         response = client.get(base, params)
         assert response.status_code == 400 and words in unescape(response.content.decode()), params
+    swapped = client.get(base, {"range": "5y"}, HTTP_HX_REQUEST="true")  # htmx swaps only a 2xx answer
+    assert swapped.status_code == 200 and 'id="filter-problem"' in swapped.content.decode()
 
 
 def test_an_alert_opens_notifies_and_resolves_audited(client_for, editor, released, django_capture_on_commit_callbacks):
