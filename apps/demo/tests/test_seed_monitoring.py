@@ -11,8 +11,9 @@ def test_the_demo_has_rollups_a_drift_finding_and_an_open_alert_once(db, setting
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("seed_demo")
     report = DriftReport.objects.get()
-    assert any(t["metric"] == "product" and t["finding"] for t in report.tests)
-    assert Alert.objects.get().status == "open"
+    assert any(t["metric"] == "product" and t["finding"] for t in report.tests), [t["line"] for t in report.tests]
+    alert = Alert.objects.get()
+    assert alert.status == "open", alert.message
     project_id = report.project_id
     stored = rollups.stored_rollups(project_id=project_id)
     assert stored["latency"] == rollups.raw_aggregate(project_id=project_id)["latency"]
