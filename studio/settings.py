@@ -362,6 +362,9 @@ DATASET_UPLOAD_DIR = DATA_DIR / "dataset-uploads"
 DATASET_MAX_UPLOAD_MB = env_int("DATASET_MAX_UPLOAD_MB", 50, minimum=1)
 DATASET_MAX_ROWS = env_int("DATASET_MAX_ROWS", 1_000_000, minimum=1)
 DATASET_MAX_CELL_CHARS = env_int("DATASET_MAX_CELL_CHARS", 100_000, minimum=10)
+# An XLSX file is a zip: bound what it unpacks to and the cells its sheets declare before parsing it.
+DATASET_XLSX_MAX_UNPACKED_MB = env_int("DATASET_XLSX_MAX_UNPACKED_MB", 100, minimum=1)
+DATASET_XLSX_MAX_CELLS = env_int("DATASET_XLSX_MAX_CELLS", 5_000_000, minimum=1)
 # Files larger than this are imported by a Celery task on the `experiments` queue, with a progress bar.
 DATASET_ASYNC_IMPORT_BYTES = env_int("DATASET_ASYNC_IMPORT_BYTES", 2 * 1024 * 1024, minimum=0)
 DATASET_UPLOAD_TTL_HOURS = env_int("DATASET_UPLOAD_TTL_HOURS", 24, minimum=1)
@@ -380,7 +383,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.api.auth.HasKey"],
     "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.KeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.api.negotiation.JsonOnly",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.api.errors.exception_handler",
@@ -395,6 +398,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema.describe_text_rules",
+        "apps.api.schema.require_bodies",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "PromptTypeEnum": ["text", "chat"],
         "VariableTypeEnum": "apps.prompts.sandbox.VARIABLE_TYPES",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,21 +14,41 @@ from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.api import responses
 from apps.api.auth import HasWriteScope
 from apps.api.errors import ApiError
+from apps.api.parsers import read_bounded
+from apps.core import safejson
 from apps.datasets import services
 from apps.datasets.models import Dataset, DatasetVersion, DatasetVersionItem
 
 PER_PAGE = 100
+DATASET_NAME = OpenApiParameter(
+    "name",
+    str,
+    OpenApiParameter.PATH,
+    description="The dataset's name: up to 100 characters, not starting or ending with a space.",
+    pattern=r"^[^\s\x00](?:[^\x00]{0,98}[^\s\x00])?$",
+)
+PAGE = OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})
 
 
 class JsonLinesParser(BaseParser):
-    """The body as text: one JSON object per line ({"input": {...}, "expected": ..., "metadata": {...}})."""
+    """The body as text: one JSON object per line ({"input": {...}, "expected": ..., "metadata": {...}}).
+
+    DATASET_MAX_UPLOAD_MB holds here as for a file uploaded on the web: a body
+    that declares more is refused with 413 before a byte of it is read.
+    """
 
     media_type = "application/x-ndjson"
 
     def parse(self, stream, media_type=None, parser_context=None) -> str:
-        raw = stream.read() if stream is not None else b""
+        raw = read_bounded(
+            stream,
+            parser_context,
+            limit=settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024,
+            setting="DATASET_MAX_UPLOAD_MB",
+        )
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -66,8 +87,8 @@ def _records(text: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
+            record = safejson.loads(line)
+        except json.JSONDecodeError as exc:  # and safejson's JsonProblem: NaN, huge numbers, deep nesting
             raise ApiError(400, "invalid_jsonl", f"Line {number}, column {exc.colno}: {exc.msg}.", line=number)
         if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
             raise ApiError(
@@ -81,7 +102,11 @@ def _records(text: str) -> list[dict[str, Any]]:
     return records
 
 
-@extend_schema(operation_id="datasets_list", summary="The project's datasets", responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    operation_id="datasets_list",
+    summary="The project's datasets",
+    responses={200: OpenApiTypes.OBJECT, **responses.AUTH},
+)
 @api_view(["GET"])
 def dataset_list(request: Request) -> Response:
     rows = Dataset.objects.filter(project_id=request.auth.project_id).order_by("name")
@@ -110,7 +135,8 @@ def dataset_list(request: Request) -> Response:
     methods=["GET"],
     operation_id="dataset_versions",
     summary="A dataset's versions, newest first",
-    responses={200: OpenApiTypes.OBJECT},
+    parameters=[DATASET_NAME],
+    responses={200: OpenApiTypes.OBJECT, **responses.AUTH, **responses.NOT_FOUND},
 )
 @extend_schema(
     methods=["POST"],
@@ -118,9 +144,9 @@ def dataset_list(request: Request) -> Response:
     summary="Add a version from JSON Lines in the body (write scope)",
     description='Content-Type: application/x-ndjson; one {"input": {...}, "expected": ..., "metadata": {...}} per '
     "line. All or nothing. ?message=... describes it; ?create=true creates the dataset if it is new.",
-    request={"application/x-ndjson": OpenApiTypes.STR},
-    parameters=[OpenApiParameter("message", str), OpenApiParameter("create", bool)],
-    responses={201: OpenApiTypes.OBJECT},
+    request={"application/x-ndjson": {"type": "string", "minLength": 1}},
+    parameters=[DATASET_NAME, OpenApiParameter("message", str), OpenApiParameter("create", bool)],
+    responses={201: OpenApiTypes.OBJECT, **responses.WRITE_ERRORS},
 )
 @api_view(["GET", "POST"])
 @parser_classes([JsonLinesParser])
@@ -134,6 +160,10 @@ def dataset_versions(request: Request, name: str) -> Response:
         raise ApiError(403, HasWriteScope.code, HasWriteScope.message)
     if not isinstance(request.data, str):
         raise ApiError(415, "unsupported_media_type", "Send the rows as application/x-ndjson.")
+    create = request.GET.get("create", "false")
+    if create not in ("true", "false"):
+        raise ApiError(400, "invalid_query", f"create must be true or false, not '{create[:20]}'.")
+    create = create == "true"
     records = _records(request.data)
     from apps.api.views import _acting_key
 
@@ -142,13 +172,13 @@ def dataset_versions(request: Request, name: str) -> Response:
         dataset = Dataset.objects.filter(project_id=project_id, name=_check_name(name)).first()
         try:
             if dataset is None:
-                if request.GET.get("create") not in ("1", "true", "yes"):
+                if not create:
                     raise ApiError(404, "dataset_not_found", f"No dataset called '{name[:100]}'; add ?create=true.")
                 dataset = services.dataset_create(project=api_key.project, name=name, actor=api_key)
             version = services.dataset_version_create_from_records(
                 dataset=dataset,
                 records=records,
-                message=request.GET.get("message", "")[:500] or "added through the API",
+                message=request.GET.get("message", "").replace("\x00", "")[:500] or "added through the API",
                 actor=api_key,
             )
         except services.DatasetError as exc:
@@ -159,13 +189,13 @@ def dataset_versions(request: Request, name: str) -> Response:
 @extend_schema(
     operation_id="dataset_version_items",
     summary="A version's rows, 100 per page, in order",
-    parameters=[OpenApiParameter("page", int)],
-    responses={200: OpenApiTypes.OBJECT},
+    parameters=[DATASET_NAME, PAGE],
+    responses={200: OpenApiTypes.OBJECT, **responses.READ_ERRORS},
 )
 @api_view(["GET"])
 def dataset_version_items(request: Request, name: str, number: int) -> Response:
     dataset = _dataset(request.auth.project_id, name)
-    version = DatasetVersion.objects.filter(dataset=dataset, number=number).first()
+    version = DatasetVersion.objects.filter(dataset=dataset, number=number).first() if number < 2**31 else None
     if version is None:
         raise ApiError(404, "version_not_found", f"{dataset.name} has no version {number}.")
     try:

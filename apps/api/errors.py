@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -69,7 +70,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
 def describe(exc: exceptions.APIException) -> tuple[dict[str, Any], dict[str, str]]:
     """The JSON body and headers of an error response."""
-    body: dict[str, Any] = {"code": _code(exc), "detail": _first_message(exc.detail)}
+    # A detail may quote the request (an unknown key): a NUL in it would be a response the schema forbids.
+    body: dict[str, Any] = {"code": _code(exc), "detail": _first_message(exc.detail).replace("\x00", "\\x00")}
     if isinstance(exc, exceptions.ValidationError):
         body["errors"] = exc.detail
     body.update(getattr(exc, "extra", {}))
@@ -93,6 +95,7 @@ def throttled(wait: float) -> exceptions.Throttled:
     return exceptions.Throttled(wait=wait)
 
 
+@csrf_exempt  # the API has no sessions: a POST to an unknown path is a 404, not the HTML CSRF page
 def not_found(request, *args, **kwargs) -> JsonResponse:
-    """Unknown paths under /api/ answer JSON too, not the HTML 404 page."""
+    """Unknown paths under /api/ answer JSON too, not the HTML 404 page, whatever the method."""
     return JsonResponse({"code": "not_found", "detail": f"No API endpoint at {request.path}."}, status=404)

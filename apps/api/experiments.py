@@ -2,53 +2,82 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.api import responses
 from apps.api.auth import HasWriteScope
 from apps.api.errors import ApiError
+from apps.api.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictDecimalField,
+    StrictIntegerField,
+)
 from apps.datasets.models import DatasetVersion
 from apps.experiments import selectors, services
+from apps.experiments.evaluators import KINDS
 from apps.experiments.models import Cell, Experiment
 from apps.prompts.models import PromptVersion
 from apps.providers.models import ModelEndpoint
 
 
 class VariantInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=20)
-    prompt = serializers.CharField(help_text="The prompt's name.")
-    version = serializers.IntegerField(required=False, min_value=1, help_text="A version number ...")
-    label = serializers.CharField(required=False, help_text="... or a label such as production or latest.")
-    endpoint = serializers.CharField(help_text="The model endpoint's name.")
+    name = StrictCharField(min_length=1, max_length=20)
+    prompt = StrictCharField(min_length=1, help_text="The prompt's name.")
+    version = StrictIntegerField(required=False, min_value=1, help_text="A version number ...")
+    label = StrictCharField(min_length=1, required=False, help_text="... or a label such as production or latest.")
+    endpoint = StrictCharField(min_length=1, help_text="The model endpoint's name.")
     params = serializers.DictField(required=False, default=dict)
 
 
 class EvaluatorInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=60)
-    kind = serializers.CharField()
+    name = StrictCharField(min_length=1, max_length=60)
+    kind = serializers.ChoiceField(choices=sorted(KINDS))
     params = serializers.DictField(required=False, default=dict)
 
 
+@extend_schema_field({"type": "number", "minimum": 0.0001, "maximum": 99_999_999, "nullable": True})
+class BudgetField(StrictDecimalField):
+    """What the experiment may spend: 0.0001 to 99,999,999 dollars, rounded to 4 decimal places."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not Decimal("0.0001") <= value <= 99_999_999:
+            raise serializers.ValidationError("A budget is from 0.0001 to 99,999,999 dollars (or null for none).")
+        return value
+
+
 class ExperimentInSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120)
-    dataset = serializers.CharField(help_text="The dataset's name.")
-    dataset_version = serializers.IntegerField(required=False, min_value=1, help_text="Default: the newest.")
-    variants = VariantInSerializer(many=True)
+    name = StrictCharField(min_length=1, max_length=120)
+    dataset = StrictCharField(min_length=1, help_text="The dataset's name.")
+    dataset_version = StrictIntegerField(required=False, min_value=1, help_text="Default: the newest.")
+    variants = serializers.ListField(child=VariantInSerializer(), min_length=1)
     evaluators = EvaluatorInSerializer(many=True, required=False, default=list)
-    repeats = serializers.IntegerField(required=False, default=1, min_value=1)
-    budget = serializers.DecimalField(required=False, allow_null=True, max_digits=12, decimal_places=4)
-    start = serializers.BooleanField(required=False, default=True)
+    repeats = StrictIntegerField(required=False, default=1, min_value=1, max_value=settings.EXPERIMENT_MAX_REPEATS)
+    budget = BudgetField(
+        required=False,
+        allow_null=True,
+        max_digits=12,
+        decimal_places=4,
+        rounding=ROUND_HALF_UP,
+        help_text="Dollars, rounded to 4 decimal places; the experiment stops when it has spent this much.",
+    )
+    start = StrictBooleanField(required=False, default=True)
 
 
 def _experiment(project_id: int, experiment_id: int) -> Experiment:
+    if not 0 < experiment_id < 2**63:  # past a 64-bit id the database would refuse the query itself
+        raise ApiError(404, "experiment_not_found", f"No experiment {experiment_id} in this project.")
     experiment = Experiment.objects.filter(pk=experiment_id, project_id=project_id).first()
     if experiment is None:
         raise ApiError(404, "experiment_not_found", f"No experiment {experiment_id} in this project.")
@@ -128,13 +157,13 @@ STATUS = inline_serializer("ExperimentStatus", {"id": serializers.IntegerField()
     operation_id="experiment_create",
     summary="Create an experiment and (by default) start it (write scope)",
     request=ExperimentInSerializer,
-    responses={201: STATUS},
+    responses={201: STATUS, **responses.WRITE_ERRORS},
 )
 @extend_schema(
     methods=["GET"],
     operation_id="experiments_list",
     summary="The project's experiments, newest first",
-    responses={200: OpenApiTypes.OBJECT},
+    responses={200: OpenApiTypes.OBJECT, **responses.AUTH},
 )
 @api_view(["GET", "POST"])
 def experiment_list(request: Request) -> Response:
@@ -187,7 +216,7 @@ def experiment_list(request: Request) -> Response:
 @extend_schema(
     operation_id="experiment_get",
     summary="Status, progress, totals and the summary per variant",
-    responses={200: OpenApiTypes.OBJECT},
+    responses={200: OpenApiTypes.OBJECT, **responses.AUTH, **responses.NOT_FOUND},
 )
 @api_view(["GET"])
 def experiment_detail(request: Request, experiment_id: int) -> Response:
@@ -197,8 +226,8 @@ def experiment_detail(request: Request, experiment_id: int) -> Response:
 @extend_schema(
     operation_id="experiment_cells",
     summary="The experiment's cells with outputs and scores, 100 per page",
-    parameters=[OpenApiParameter("page", int)],
-    responses={200: OpenApiTypes.OBJECT},
+    parameters=[OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1})],
+    responses={200: OpenApiTypes.OBJECT, **responses.READ_ERRORS},
 )
 @api_view(["GET"])
 def experiment_cells(request: Request, experiment_id: int) -> Response:
@@ -251,7 +280,7 @@ def _cell(cell: Cell) -> dict[str, Any]:
         "Per variant `mean_rating`, `ci_low`, `ci_high`, `n`; per pair `win_rate`, `ci_low`, `ci_high`, "
         "`p_value`, `ties`, `n`; `agreement` with its `method`; and a plain-language `verdict`."
     ),
-    responses={200: OpenApiTypes.OBJECT},
+    responses={200: OpenApiTypes.OBJECT, **responses.AUTH, **responses.NOT_FOUND},
 )
 @api_view(["GET"])
 def experiment_summary(request: Request, experiment_id: int) -> Response:
@@ -265,7 +294,14 @@ def experiment_summary(request: Request, experiment_id: int) -> Response:
     operation_id="experiment_action",
     summary="Start, pause, resume or cancel an experiment (write scope)",
     request=None,
-    responses={200: OpenApiTypes.OBJECT},
+    parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=["start", "pause", "resume", "cancel"])],
+    responses={
+        200: OpenApiTypes.OBJECT,
+        **responses.AUTH,
+        **responses.NOT_FOUND,
+        403: responses.WRITE[403],
+        409: responses.WRITE[409],
+    },
 )
 @api_view(["POST"])
 def experiment_action(request: Request, experiment_id: int, action: str) -> Response:
@@ -324,7 +360,7 @@ COMPARISON = inline_serializer(
         OpenApiParameter("baseline", str, required=True, description="The baseline variant's name."),
         OpenApiParameter("evaluator", str, description="The evaluator's name (default: the first)."),
     ],
-    responses={200: COMPARISON},
+    responses={200: COMPARISON, **responses.READ_ERRORS},
 )
 @api_view(["GET"])
 def experiment_compare(request: Request, experiment_id: int) -> Response:

@@ -2,10 +2,59 @@
 
 from __future__ import annotations
 
+import decimal
+
 from rest_framework import serializers
 
 from apps.prompts.models import NAME_PATTERN
 from apps.prompts.sandbox import VARIABLE_TYPES
+
+# DRF coerces: 0 becomes "0", "5" becomes 5, "yes" becomes True. The schema promises JSON types, so the
+# request fields take exactly the type the schema names and refuse the rest with a 400 that says so.
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A JSON number (not a string), kept as a Decimal."""
+
+    def __init__(self, **kwargs):
+        super().__init__(coerce_to_string=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        value = decimal.Decimal(str(data))
+        if self.rounding is not None and value.is_finite():
+            # Round first: 5e-324 is a valid JSON number, not one with 324 significant digits to refuse.
+            value = value.quantize(decimal.Decimal(1).scaleb(-self.decimal_places), rounding=self.rounding)
+        return super().to_internal_value(str(value))
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -71,14 +120,9 @@ class VersionListSerializer(serializers.Serializer):
 
 
 class RenderRequestSerializer(serializers.Serializer):
-    label = serializers.RegexField(NAME_PATTERN, max_length=50, required=False)
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    label = StrictRegexField(NAME_PATTERN, max_length=50, required=False)
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1, required=False)
     variables = serializers.DictField(required=False, default=dict)
-
-    def validate(self, attrs):
-        if "label" in attrs and "version" in attrs:
-            raise serializers.ValidationError("Give a label or a version, not both.")
-        return attrs
 
 
 class RenderResponseSerializer(serializers.Serializer):
@@ -91,26 +135,26 @@ class RenderResponseSerializer(serializers.Serializer):
 
 
 class VariableSpecSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = StrictCharField(max_length=100)
     type = serializers.ChoiceField(choices=VARIABLE_TYPES, required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    description = StrictCharField(max_length=500, required=False, allow_blank=True)
     sample = serializers.JSONField(required=False)
 
 
 class VersionCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["text", "chat"])
-    template = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, default="")
+    template = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, default="")
     messages = MessageSerializer(many=True, required=False)
     config = serializers.DictField(required=False, default=dict)
     variables = VariableSpecSerializer(many=True, required=False, default=list)
-    parent_version = serializers.IntegerField(
+    parent_version = StrictIntegerField(
         min_value=1,
         max_value=2**31 - 1,
         allow_null=True,
         help_text="The newest version you built on (null for the first); a newer one saved since is a 409.",
     )
-    message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    create_prompt = serializers.BooleanField(
+    message = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    create_prompt = StrictBooleanField(
         required=False, default=False, help_text="Create the prompt when it does not exist yet."
     )
 
@@ -120,8 +164,8 @@ class VersionCreatedSerializer(PromptVersionSerializer):
 
 
 class LabelMoveSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class LabelMovedSerializer(serializers.Serializer):

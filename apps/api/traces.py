@@ -185,24 +185,55 @@ NATIVE_EXAMPLE = {
     ],
     "scores": [{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "name": "thumbs", "value": True}],
 }
+_AGE_OR_TIME = {
+    "anyOf": [
+        {"type": "string", "pattern": "^[0-9]{1,6}[mhd]$", "description": "An age: 30m, 24h, 7d."},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+_AMOUNT = {"type": "number", "minimum": 0, "maximum": 10**12}
+_ITEMS = {"type": "array", "items": {"type": "object"}}
+# The envelope; each item's fields (ids, times, usage, prompt) are checked one by one and named in the 400.
+NATIVE_BATCH_SCHEMA = {
+    "type": "object",
+    "properties": {"traces": _ITEMS, "spans": _ITEMS, "generations": _ITEMS, "scores": _ITEMS},
+    "additionalProperties": False,
+}
+_OPTIONAL_TEXT = {"type": ["string", "null"]}
+_OPTIONAL_ID = {"type": ["string", "integer", "null"]}
+FEEDBACK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": _OPTIONAL_ID,
+        "trace_id": {"type": ["string", "integer"]},
+        "span_id": _OPTIONAL_ID,
+        "name": {"type": "string"},
+        "value": {"type": ["number", "boolean", "string"]},
+        "data_type": {"enum": ["numeric", "boolean", "categorical", None]},
+        "comment": _OPTIONAL_TEXT,
+        "end_user_id": _OPTIONAL_TEXT,
+    },
+    "required": ["trace_id", "name", "value"],
+    "additionalProperties": False,
+}
 LIST_PARAMETERS = [
     OpenApiParameter("prompt", str, description="Prompt name."),
-    OpenApiParameter("version", int, description="Prompt version number."),
+    OpenApiParameter("version", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, description="Version number."),
     OpenApiParameter("label", str, description="The label the app fetched (e.g. production)."),
     OpenApiParameter("model", str),
     OpenApiParameter("status", str, enum=["ok", "error"]),
-    OpenApiParameter("since", str, description="ISO 8601 time, or an age such as 24h or 7d."),
-    OpenApiParameter("until", str, description="ISO 8601 time, or an age."),
-    OpenApiParameter("min_latency_ms", float),
-    OpenApiParameter("max_latency_ms", float),
-    OpenApiParameter("min_cost", float),
-    OpenApiParameter("max_cost", float),
+    OpenApiParameter("since", _AGE_OR_TIME, description="ISO 8601 time, or an age such as 24h or 7d."),
+    OpenApiParameter("until", _AGE_OR_TIME, description="ISO 8601 time, or an age."),
+    OpenApiParameter("min_latency_ms", _AMOUNT),
+    OpenApiParameter("max_latency_ms", _AMOUNT),
+    OpenApiParameter("min_cost", _AMOUNT),
+    OpenApiParameter("max_cost", _AMOUNT),
     OpenApiParameter("feedback", str, enum=["any", "none", "positive", "negative"]),
     OpenApiParameter("user_id", str),
     OpenApiParameter("session_id", str),
     OpenApiParameter("q", str, description="Search the input and output text."),
     OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
-    OpenApiParameter("per_page", int, description="1 to 200 (default 50)."),
+    OpenApiParameter("per_page", {"type": "integer", "minimum": 1, "maximum": 200}, description="Default 50."),
 ]
 
 
@@ -218,7 +249,7 @@ LIST_PARAMETERS = [
     operation_id="traces_ingest",
     summary="Send a native batch of traces, spans/generations and scores (ingest or write scope)",
     description="All or nothing: a bad field is a 400 naming it. Ids come from the client, so a retry is harmless.",
-    request={"application/json": OpenApiTypes.OBJECT},
+    request={"application/json": NATIVE_BATCH_SCHEMA},
     examples=[OpenApiExample("A trace with one generation and feedback", value=NATIVE_EXAMPLE, request_only=True)],
     responses={202: OpenApiTypes.OBJECT, **INGEST_ERRORS},
 )
@@ -241,7 +272,7 @@ def traces(request: Request) -> Response:
     try:
         filters = selectors.filters_from(request.query_params)
         per_page = request.query_params.get("per_page", "50")
-        if not per_page.isdigit():
+        if not per_page.isdigit() or not 1 <= int(per_page[:4]) <= 200:
             raise selectors.FilterProblem("per_page", "per_page must be a whole number from 1 to 200.")
         rows, next_cursor = selectors.trace_page(
             project_id=project_id,
@@ -281,7 +312,7 @@ def trace_detail(request: Request, trace_id: str) -> Response:
         'value is a number, true/false, or a category string; data_type ("numeric", "boolean", "categorical") '
         "is inferred when left out. Give an `id` to make retries harmless."
     ),
-    request={"application/json": OpenApiTypes.OBJECT},
+    request={"application/json": FEEDBACK_SCHEMA},
     examples=[
         OpenApiExample(
             "Thumbs down with a comment",
@@ -301,8 +332,12 @@ def trace_detail(request: Request, trace_id: str) -> Response:
 @parser_classes([RawBody])
 def feedback(request: Request) -> Response:
     _check_ingest(request)
+    body = _json_body(request)
+    if isinstance(body, dict) and (unknown := set(body) - set(FEEDBACK_SCHEMA["properties"])):
+        named = ", ".join(ascii(key)[:60] for key in sorted(unknown)[:5])
+        raise ApiError(400, "invalid_field", f"Unknown key(s) {named}: use {', '.join(FEEDBACK_SCHEMA['properties'])}.")
     try:
-        score = native_score(_json_body(request), "body", source="feedback")
+        score = native_score(body, "body", source="feedback")
     except IngestProblem as exc:
         raise _problem(exc) from None
     ingest.batch_accept(project_id=request.auth.project_id, source="native", spans=[], scores=[score])

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from apps.accounts import selectors as account_selectors
 from apps.accounts.models import ApiKey
-from apps.api import cache, selectors
+from apps.api import cache, responses, selectors
 from apps.api import serializers as s
 from apps.api.auth import HasWriteScope
 from apps.api.cache import KeyInfo
@@ -34,23 +34,23 @@ from apps.prompts.models import NAME_PATTERN, PromptVersion
 from apps.prompts.sandbox import TemplateProblem
 
 DEFAULT_LABEL = "production"
+LABEL_PATTERN = NAME_PATTERN.replace("{0,99}", "{0,49}")
+# A version number (1 and up) or a label name.
+VERSION_REF = "^(?!0+$)(?:[0-9]{1,9}|" + LABEL_PATTERN[1:-1] + ")$"
 _NAME = re.compile(NAME_PATTERN)
 _MAX_VERSION = 2**31 - 1
 
-ERRORS = {
-    400: OpenApiResponse(s.ErrorSerializer, description="Bad input; `detail` names the problem."),
-    401: OpenApiResponse(s.ErrorSerializer, description="Missing, invalid or revoked key."),
-    404: OpenApiResponse(s.ErrorSerializer, description="No such prompt, version or label in the key's project."),
-    429: OpenApiResponse(s.ErrorSerializer, description="Too many requests for this key; see Retry-After."),
-}
-WRITE_ERRORS = {
-    **ERRORS,
-    403: OpenApiResponse(s.ErrorSerializer, description="A read-only key, or a protected label needing a review."),
-    409: OpenApiResponse(s.ErrorSerializer, description="A conflict, such as a newer version saved since."),
-}
+ERRORS = responses.READ_ERRORS
+WRITE_ERRORS = responses.WRITE_ERRORS
 SELECTOR_PARAMETERS = [
-    OpenApiParameter("label", str, description="A label such as production (the default) or latest."),
-    OpenApiParameter("version", int, description="A version number, instead of a label."),
+    OpenApiParameter(
+        "label", str, description="A label such as production (the default) or latest.", pattern=LABEL_PATTERN
+    ),
+    OpenApiParameter(
+        "version",
+        {"type": "integer", "minimum": 1, "maximum": _MAX_VERSION},
+        description="A version number; with a label too, that version if it carries the label (else 404).",
+    ),
 ]
 CONDITIONAL_PARAMETERS = [
     OpenApiParameter(
@@ -100,14 +100,25 @@ def _check_label(label: str) -> str:
 
 
 def _selector(params: Any) -> tuple[str | None, int | None]:
+    """(label, version number); both when both are asked for: that version, if it carries that label."""
     label, version = params.get("label"), params.get("version")
-    if label is not None and version is not None:
-        raise ApiError(400, "invalid_query", "Ask for a label or a version, not both.")
     if version is not None:
         if not str(version).isdigit() or not 1 <= int(version) <= _MAX_VERSION:
             raise ApiError(400, "invalid_version", f"version must be a positive whole number, not '{version}'.")
-        return None, int(version)
+        return (_check_label(label) if label is not None else None), int(version)
     return _check_label(label if label is not None else DEFAULT_LABEL), None
+
+
+def _resolve(project_id: int, name: str, label: str | None, number: int | None) -> selectors.Resolved:
+    """The version asked for. With a label and a number, the label must be on that version (else 404)."""
+    resolved = selectors.resolve(project_id=project_id, name=name, label=None if number else label, number=number)
+    if number is not None and label is not None:
+        labelled = selectors.resolve(project_id=project_id, name=name, label=label)
+        if labelled.version_id != resolved.version_id:
+            raise ApiError(
+                404, "label_not_on_version", f"{name} v{number} does not carry the label '{label}'.", prompt=name
+            )
+    return resolved
 
 
 def _validated(serializer_class, data: Any) -> dict[str, Any]:
@@ -146,7 +157,7 @@ def prompt_list(request: Request) -> Response:
 class PromptView(LeanGetView):
     def answer(self, request, key: KeyInfo, name: str) -> HttpResponse:
         label, number = _selector(request.GET)
-        resolved = selectors.resolve(project_id=key.project_id, name=_check_name(name), label=label, number=number)
+        resolved = _resolve(key.project_id, _check_name(name), label, number)
         headers = _conditional_headers(resolved.etag)
         if _etag_matches(request, resolved.etag):
             return HttpResponse(status=304, headers=headers)
@@ -170,9 +181,7 @@ class PromptView(LeanGetView):
 def prompt_render(request: Request, name: str) -> Response:
     data = _validated(s.RenderRequestSerializer, request.data)
     label = data.get("label") or (None if "version" in data else DEFAULT_LABEL)
-    resolved = selectors.resolve(
-        project_id=request.auth.project_id, name=_check_name(name), label=label, number=data.get("version")
-    )
+    resolved = _resolve(request.auth.project_id, _check_name(name), label, data.get("version"))
     version = selectors.version_load(version_id=resolved.version_id)
     try:
         output = render_content(content_of(version), data["variables"])
@@ -294,6 +303,7 @@ def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> 
     operation_id="label_move",
     summary="Move a label to a version (write scope)",
     description="A protected label refuses with 403 review_required unless its release policy is met.",
+    parameters=[OpenApiParameter("label", str, OpenApiParameter.PATH, pattern="^(?!latest$)" + LABEL_PATTERN[1:])],
     request=s.LabelMoveSerializer,
     responses={200: s.LabelMovedSerializer, **WRITE_ERRORS},
 )
@@ -346,8 +356,8 @@ def _version_ref(project_id: int, name: str, value: str | None, param: str) -> t
     summary="Diff two versions of a prompt",
     description="`old` and `new` are each a version number or a label (production, latest, ...).",
     parameters=[
-        OpenApiParameter("old", str, required=True, description="A version number or a label."),
-        OpenApiParameter("new", str, required=True, description="A version number or a label."),
+        OpenApiParameter("old", str, required=True, description="A version number or a label.", pattern=VERSION_REF),
+        OpenApiParameter("new", str, required=True, description="A version number or a label.", pattern=VERSION_REF),
     ],
     responses={200: s.DiffSerializer, **ERRORS},
 )

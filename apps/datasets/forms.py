@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core import safejson
 from apps.core.forms import StyledForm
 from apps.datasets.exporting import EXPORT_FORMATS
 
@@ -42,7 +43,7 @@ def _from_text(text: str, like: Any, what: str) -> Any:
     if like is None or isinstance(like, str):
         return text
     try:
-        return json.loads(text)
+        return safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(f"{what}: not valid JSON ({exc.msg}); the old value was JSON.") from None
 
@@ -86,7 +87,7 @@ class RowForm(forms.Form):
         extra = (data.get("extra") or "").strip()
         if extra:
             try:
-                more = json.loads(extra)
+                more = safejson.loads(extra)
             except json.JSONDecodeError as exc:
                 more = None
                 errors.append(forms.ValidationError(f"More inputs: not valid JSON ({exc.msg})."))
@@ -104,7 +105,7 @@ class RowForm(forms.Form):
         metadata: Any = {}
         if metadata_text:
             try:
-                metadata = json.loads(metadata_text)
+                metadata = safejson.loads(metadata_text)
             except json.JSONDecodeError as exc:
                 errors.append(forms.ValidationError(f"Metadata: not valid JSON ({exc.msg})."))
             if not isinstance(metadata, dict):

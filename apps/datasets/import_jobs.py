@@ -105,7 +105,15 @@ def import_discard(*, job: ImportJob) -> None:
 
 
 def import_is_large(job: ImportJob) -> bool:
-    return job.size > settings.DATASET_ASYNC_IMPORT_BYTES
+    """Large files are imported by a worker. An XLSX file counts at its unpacked size: 700 KB can hold 170 MB."""
+    if job.size > settings.DATASET_ASYNC_IMPORT_BYTES:
+        return True
+    if job.file_format == "xlsx":
+        try:
+            return importing.xlsx_unpacked_bytes(upload_path(job)) > settings.DATASET_ASYNC_IMPORT_BYTES
+        except importing.ImportProblem:
+            return False  # reading it names the problem
+    return False
 
 
 def import_read(*, job: ImportJob, preview: bool = False) -> importing.Table:

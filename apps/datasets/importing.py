@@ -21,6 +21,8 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core import safejson
+
 FORMATS = ("csv", "jsonl", "json", "xlsx")
 FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON array", "xlsx": "Excel (XLSX)"}
 ROLES = ("input", "expected", "metadata", "ignore")
@@ -96,7 +98,7 @@ def decode_text(raw: bytes) -> tuple[str, str]:
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise ImportProblem(
-            f"Unknown encoding: line {line} holds a NUL byte, so this is not UTF-8 or Latin-1 text "
+            f"This file is not text: line {line} holds a NUL byte, so this is not UTF-8 or Latin-1 text "
             "(a binary file, or UTF-16 without a byte order mark). Save the file as UTF-8."
         )
     try:
@@ -108,6 +110,27 @@ def decode_text(raw: bytes) -> tuple[str, str]:
             f"Unknown encoding: byte 0x{raw[exc.start]:02x} on line {line} is neither UTF-8 nor Latin-1. "
             "Save the file as UTF-8."
         ) from None
+
+
+# Control characters that text files hold (tab, line feed, form feed, carriage return) are not counted.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _check_is_text(text: str) -> None:
+    """Refuse a binary file that happens to decode (UTF-16 without a BOM, an image named .csv, ...)."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ImportProblem(
+            f"This file is not text: line {line} holds a NUL byte (a binary file, or UTF-16 without a byte order "
+            "mark). Export it as CSV or JSON Lines in UTF-8."
+        )
+    sample = text[:65536]
+    controls = len(_CONTROL.findall(sample))
+    if controls > max(8, len(sample) // 100):
+        raise ImportProblem(
+            f"This file is not text: {controls:,} control characters in its first {len(sample):,} characters "
+            "(a binary file with a text name?). Export it as CSV or JSON Lines in UTF-8."
+        )
 
 
 def _decode_strict(raw: bytes, encoding: str) -> str:
@@ -146,6 +169,7 @@ def read_table(path: Path, fmt: str, *, limit: int | None = None) -> Table:
         if not body.strip():
             raise ImportProblem("The file is empty.")
         text, encoding = decode_text(raw)
+        _check_is_text(text)
         if not text.strip():
             raise ImportProblem("The file is empty.")
         reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json}[fmt]
@@ -289,7 +313,7 @@ def _read_jsonl(text: str, limit: int | None) -> Table:
             complete = False
             break
         try:
-            value = json.loads(line)
+            value = safejson.loads(line)
         except json.JSONDecodeError as exc:
             raise ImportProblem(f"Line {line_number}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
         if not isinstance(value, dict):
@@ -310,7 +334,7 @@ def _read_jsonl(text: str, limit: int | None) -> Table:
 
 def _read_json(text: str, limit: int | None) -> Table:
     try:
-        value = json.loads(text)
+        value = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportProblem(f"Line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}).") from None
     if not isinstance(value, list):
@@ -345,7 +369,59 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="\$?([A-Z]{1,3})\$?(\d+)(?::\$?([A-Z]{1,3})\$?(\d+))?"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def xlsx_unpacked_bytes(path: Path) -> int:
+    """What an XLSX file unpacks to, from its zip directory alone (zipfile never inflates past these sizes)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportProblem(f"This is not a readable XLSX file (not a zip archive: {exc}).") from None
+
+
+def check_xlsx(path: Path) -> None:
+    """Refuse a zip bomb before parsing: the unpacked size and the sheets' declared cell count are bounded."""
+    import zipfile
+
+    unpacked = xlsx_unpacked_bytes(path)
+    limit_mb = settings.DATASET_XLSX_MAX_UNPACKED_MB
+    if unpacked > limit_mb * 1024 * 1024:
+        raise ImportProblem(
+            f"The spreadsheet unpacks to {unpacked / 1024 / 1024:,.0f} MB of XML ({path.stat().st_size / 1024:,.0f} KB "
+            f"packed); the limit is {limit_mb} MB (DATASET_XLSX_MAX_UNPACKED_MB). Save it as CSV instead."
+        )
+    cells = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+                continue
+            with archive.open(info) as sheet:
+                found = _DIMENSION.search(sheet.read(8192))
+            if found:
+                first_col, first_row, last_col, last_row = found.groups()
+                columns = _column_number(last_col or first_col) - _column_number(first_col) + 1
+                rows = int(last_row or first_row) - int(first_row) + 1
+                cells += max(columns, 1) * max(rows, 1)
+    if cells > settings.DATASET_XLSX_MAX_CELLS:
+        raise ImportProblem(
+            f"The spreadsheet declares {cells:,} cells; the limit is {settings.DATASET_XLSX_MAX_CELLS:,} "
+            "(DATASET_XLSX_MAX_CELLS). Save the data as CSV instead."
+        )
+
+
 def _read_xlsx(path: Path, limit: int | None) -> Table:
+    check_xlsx(path)
     import pandas as pd
 
     try:
@@ -397,7 +473,7 @@ def guess_type(values: list[Any]) -> str:
     if all(v.strip()[:1] in "[{" for v in present):
         try:
             for v in present:
-                json.loads(v)
+                safejson.loads(v)
         except json.JSONDecodeError:
             return "string"
         return "json"
@@ -461,8 +537,18 @@ def _convert(value: Any, kind: str, row_number: int, column: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         if text is not None and _NUMBER.match(text):
+            digits = sum(ch.isdigit() for ch in text)
+            if digits > safejson.MAX_NUMBER_DIGITS:
+                raise ImportProblem(
+                    f"Row {row_number}, column '{column}': a number with {digits:,} digits; at most "
+                    f"{safejson.MAX_NUMBER_DIGITS} are accepted (import the column as a string)."
+                )
+            if re.fullmatch(r"[+-]?\d+", text):
+                return int(text)
             number = float(text)
-            return int(number) if re.fullmatch(r"[+-]?\d+", text) else number
+            if not math.isfinite(number):
+                raise ImportProblem(f"Row {row_number}, column '{column}': {_shown(value)} is too large to store.")
+            return number
         raise ImportProblem(f"Row {row_number}, column '{column}': {_shown(value)} is not a number.")
     if kind == "boolean":
         if isinstance(value, bool):
@@ -475,7 +561,7 @@ def _convert(value: Any, kind: str, row_number: int, column: str) -> Any:
     if text is None:
         return value
     try:
-        return json.loads(text)
+        return safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportProblem(
             f"Row {row_number}, column '{column}': not valid JSON ({exc.msg} at character {exc.pos + 1})."

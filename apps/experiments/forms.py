@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core import safejson
 from apps.core.forms import StyledForm
 from apps.experiments import evaluators
 
@@ -15,7 +16,7 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(f"{what}: not valid JSON ({exc.msg}, column {exc.colno}).") from None
     if not isinstance(value, dict):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.accounts.models import Project
+from apps.core.fields import CostField
 
 
 class ExperimentStatus(models.TextChoices):
@@ -38,11 +39,11 @@ class Experiment(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     estimated_calls = models.PositiveIntegerField(default=0)
     estimated_tokens = models.PositiveBigIntegerField(null=True, blank=True)
-    estimated_cost = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    estimated_cost = CostField(max_digits=14, decimal_places=6, null=True, blank=True)
     # Totals, written from the cells when the experiment ends.
     total_tokens_in = models.PositiveBigIntegerField(default=0)
     total_tokens_out = models.PositiveBigIntegerField(default=0)
-    total_cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    total_cost = CostField(max_digits=14, decimal_places=6, default=0)
     total_errors = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -111,7 +112,7 @@ class Cell(models.Model):
     finish_reason = models.CharField(max_length=40, blank=True)
     tokens_in = models.PositiveIntegerField(null=True, blank=True)
     tokens_out = models.PositiveIntegerField(null=True, blank=True)
-    cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    cost = CostField(max_digits=14, decimal_places=8, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     provider_request_id = models.CharField(max_length=200, blank=True)
     error_kind = models.CharField(max_length=32, blank=True)

@@ -160,25 +160,35 @@ def experiment_action(request: HttpRequest, experiment_id: int, action: str) -> 
     return redirect("experiments:detail", project_slug=request.project.slug, experiment_id=experiment.pk)
 
 
+EXPORT_HEADER = [
+    "cell_id", "row", "variant", "prompt", "prompt_version", "endpoint", "repeat", "status", "input", "expected",
+    "output", "finish_reason", "tokens_in", "tokens_out", "cost", "latency_ms", "attempts", "error_kind", "error",
+]  # fmt: skip
+
+
 @require_GET
 @project_role_required(Role.VIEWER)
 def experiment_export(request: HttpRequest, experiment_id: int) -> StreamingHttpResponse:
+    """One line per cell. Spreadsheet-safe by default; ?raw=1 leaves every cell as it is (for pandas)."""
     experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
     evaluator_names = list(experiment.evaluators.values_list("name", flat=True))
-    header = [
-        "row", "variant", "repeat", "status", "input", "expected", "output", "finish_reason", "tokens_in",
-        "tokens_out", "cost", "latency_ms", "attempts", "error",
-    ]  # fmt: skip
+    variants = {
+        v.pk: (v.prompt_version.prompt.name, v.prompt_version.number, v.endpoint.name)
+        for v in experiment.variants.select_related("prompt_version__prompt", "endpoint")
+    }
+    raw = request.GET.get("raw") in ("1", "true", "yes")
 
     def rows():
-        yield header + [f"score:{n}" for n in evaluator_names]
+        yield EXPORT_HEADER + [f"score:{n}" for n in evaluator_names]
         for cell in selectors.experiment_cells_for_export(experiment=experiment).iterator(chunk_size=500):
             scores = {s.evaluator.name: (s.value if not s.error else f"error: {s.error}") for s in cell.scores.all()}
+            prompt, prompt_version, endpoint = variants[cell.variant_id]
             values = [
-                cell.position + 1, cell.variant.name, cell.repeat + 1, cell.status, cell.item.input, cell.item.expected,
-                cell.output, cell.finish_reason, cell.tokens_in, cell.tokens_out, cell.cost, cell.latency_ms,
-                cell.attempts, cell.error_message,
+                cell.pk, cell.position + 1, cell.variant.name, prompt, prompt_version, endpoint, cell.repeat + 1,
+                cell.status, cell.item.input, cell.item.expected, cell.output, cell.finish_reason, cell.tokens_in,
+                cell.tokens_out, cell.cost, cell.latency_ms, cell.attempts, cell.error_kind, cell.error_message,
             ]  # fmt: skip
             yield values + [scores.get(n) for n in evaluator_names]
 
-    return csv_download(rows(), f"experiment-{experiment.pk}.csv")
+    suffix = "-raw" if raw else ""
+    return csv_download(rows(), f"experiment-{experiment.pk}{suffix}.csv", raw=raw)

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core import safejson
 from apps.core.forms import StyledForm
 from apps.prompts import sandbox
 from apps.prompts.content import CHAT_ROLES, ContentProblem
@@ -71,7 +72,7 @@ def _json_field(text: str, field: str, expected: type) -> Any:
     if not text:
         return None
     try:
-        value = json.loads(text)
+        value = safejson.loads(text)
     except json.JSONDecodeError as exc:
         raise ContentProblem(f"{field}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", field=field)
     if not isinstance(value, expected):

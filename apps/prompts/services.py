@@ -319,7 +319,7 @@ def label_set(
 def _gate_pass(*, prompt: Prompt, label_name: str, version: PromptVersion) -> Iterator[None]:
     """Let the database accept this one label write (its triggers refuse a label write without a pass).
 
-    Called only by label_move, after the guards passed and inside its transaction,
+    Called only by label_set (label_move), after the guards passed and inside its transaction,
     so the pass never outlives the move and the move is always recorded.
     """
     gate_pass = LabelGatePass.objects.create(prompt_id=prompt.pk, label_name=label_name, version_id=version.pk)

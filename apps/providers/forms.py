@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from apps.core import safejson
 from apps.core.forms import StyledForm
 from apps.providers.models import EndpointKind, EndpointMode
 
@@ -54,7 +55,7 @@ class EndpointForm(StyledForm):
         if not text:
             return {}
         try:
-            value = json.loads(text)
+            value = safejson.loads(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
         if not isinstance(value, dict):

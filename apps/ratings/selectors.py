@@ -282,9 +282,11 @@ def experiments_for_version(*, version) -> QuerySet[Experiment]:
 def cost_per_output(*, experiment: Experiment) -> dict[str, float]:
     from django.db.models import Avg
 
+    from apps.core.fields import CostField
+
     rows = (
         Cell.objects.filter(experiment=experiment, status=CellStatus.DONE, cost__isnull=False)
         .values("variant__name")
-        .annotate(mean=Avg("cost"))
+        .annotate(mean=Avg("cost", output_field=CostField(max_digits=14, decimal_places=8)))
     )
     return {row["variant__name"]: float(row["mean"]) for row in rows}

@@ -371,10 +371,11 @@ def native_batch(document: Any) -> tuple[list[SpanRecord], list[TraceRecord], li
         raise IngestProblem("invalid_batch", 'Send a JSON object {"traces": [...], "spans": [...], "scores": [...]}.')
     unknown = set(document) - {"traces", "spans", "generations", "scores"}
     if unknown:
-        raise IngestProblem("invalid_batch", f"Unknown key(s) {', '.join(sorted(unknown))}: use traces, spans, scores.")
+        named = ", ".join(ascii(key)[:60] for key in sorted(unknown)[:5])
+        raise IngestProblem("invalid_batch", f"Unknown key(s) {named}: use traces, spans, generations, scores.")
     lists = {}
     for key in ("traces", "spans", "generations", "scores"):
-        value = document.get(key) or []
+        value = document.get(key, [])
         if not isinstance(value, list):
             raise IngestProblem("invalid_batch", f"'{key}' must be a list.")
         lists[key] = value

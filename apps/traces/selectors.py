@@ -84,6 +84,9 @@ def filters_from(params: Any) -> TraceFilters:
         value = params.get(name)
         return value.strip()[:200] if isinstance(value, str) else ""
 
+    for name in ("version", "since", "until", "min_latency_ms", "max_latency_ms", "min_cost", "max_cost"):
+        if name in params and not get(name):
+            raise FilterProblem(name, f"{name} is empty: give a value or leave it out.")
     f = TraceFilters(prompt=get("prompt"), label=get("label"), model=get("model"), user_id=get("user_id"),
                      session_id=get("session_id"), q=get("q"))  # fmt: skip
     if get("version"):

@@ -51,13 +51,14 @@ def deliver_webhook(self, delivery_id: int) -> None:
         delivery.last_attempt_at = timezone.now()
         delivery.save(update_fields=["attempts", "last_attempt_at"])
     webhook = delivery.webhook
-    code, error = _post(webhook.url, webhook.secret, delivery)
+    code, error, refused = _post(webhook.url, webhook.secret, delivery)
     delivery.response_code = code
     delivery.last_error = error[:500]
     if code is not None and 200 <= code < 300:
         delivery.status = DeliveryStatus.SUCCEEDED
         delivery.delivered_at = timezone.now()
-    elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS or not webhook.active:
+    elif refused or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS or not webhook.active:
+        # A refused address (the SSRF guard) will be refused again: retrying only delays the failure.
         delivery.status = DeliveryStatus.FAILED
     else:
         delivery.status = DeliveryStatus.RETRYING
@@ -68,11 +69,12 @@ def deliver_webhook(self, delivery_id: int) -> None:
         deliver_webhook.apply_async(args=[delivery.pk], countdown=countdown, queue="interactive")
 
 
-def _post(url: str, secret: str, delivery: WebhookDelivery) -> tuple[int | None, str]:
+def _post(url: str, secret: str, delivery: WebhookDelivery) -> tuple[int | None, str, bool]:
+    """(status code, error, refused): refused is True when the URL was not called at all."""
     try:
         check_url(url)
     except WebhookURLRefused as exc:
-        return None, str(exc)
+        return None, f"Not sent: {exc}", True
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -85,7 +87,7 @@ def _post(url: str, secret: str, delivery: WebhookDelivery) -> tuple[int | None,
         # No redirects: a redirect could point the request at an internal address.
         response = httpx.post(url, content=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
     except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {exc}", False
     if 200 <= response.status_code < 300:
-        return response.status_code, ""
-    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}"
+        return response.status_code, "", False
+    return response.status_code, f"HTTP {response.status_code}: {response.text[:200]}", False

@@ -132,6 +132,19 @@ def _experiment(rest: RestCaller, args: dict[str, Any]) -> dict[str, Any]:
     return rest.get(f"experiments/{args['id']}")
 
 
+def _recent_traces(rest: RestCaller, args: dict[str, Any]) -> dict[str, Any]:
+    query = {
+        "prompt": args["name"],
+        "version": args.get("version"),
+        "label": args.get("label"),
+        "status": args.get("status"),
+        "since": args.get("since"),
+        "q": args.get("search"),
+        "per_page": args.get("limit", 20),
+    }
+    return rest.get("traces", query=query)
+
+
 def _experiment_summary(rest: RestCaller, args: dict[str, Any]) -> dict[str, Any]:
     return rest.get(f"experiments/{args['id']}/summary")
 
@@ -250,6 +263,24 @@ TOOLS = [
         "latency and cost.",
         _ID,
         _experiment,
+    ),
+    Tool(
+        "recent_traces",
+        "What a prompt did in production, newest first: each trace's time, status, latency, tokens, cost, model, "
+        "the prompt version and label it ran, and its feedback. Filter by version, label, status, age or text.",
+        _object(
+            {
+                "name": _NAME,
+                "version": _VERSION,
+                "label": {"type": "string", "description": "The label the app fetched, such as production."},
+                "status": {"enum": ["ok", "error"]},
+                "since": {"type": "string", "description": "An age such as 24h or 7d, or an ISO 8601 time."},
+                "search": {"type": "string", "description": "Text to find in the inputs and outputs."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 200, "description": "Default 20."},
+            },
+            ("name",),
+        ),
+        _recent_traces,
     ),
     Tool(
         "get_experiment_summary",

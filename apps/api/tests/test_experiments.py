@@ -60,7 +60,7 @@ def test_a_read_key_cannot_start_an_experiment(api, make_key, setup):
         ({"dataset": "nope"}, "dataset_not_found"),
         ({"variants": [{"name": "A", "prompt": "asker", "version": 9, "endpoint": "echo"}]}, "version_not_found"),
         ({"variants": [{"name": "A", "prompt": "asker", "endpoint": "gpt-9"}]}, "endpoint_not_found"),
-        ({"evaluators": [{"name": "x", "kind": "vibes"}]}, "invalid_experiment"),
+        ({"evaluators": [{"name": "x", "kind": "vibes"}]}, "invalid_request"),  # the schema lists the kinds
         ({"repeats": 0}, "invalid"),
     ],
 )

@@ -66,7 +66,7 @@ def test_healthz_and_a_fetch_answer_while_four_hostile_renders_run(server):
     _, key = api_key_create(project=project, name="app", scope="read", actor="test")
     quiet_health, quiet_fetch = [], []
     for _ in range(20):
-        quiet_health.append(_timed_get(f"{server.url}/healthz"))
+        quiet_health.append(_timed_get(f"{server.url}/healthz?scope=web"))
         quiet_fetch.append(_timed_get(f"{server.url}/api/v1/prompts/greet", key))
 
     stop = threading.Event()
@@ -84,7 +84,7 @@ def test_healthz_and_a_fetch_answer_while_four_hostile_renders_run(server):
         time.sleep(1.0)  # every attacker has a render under way
         health, fetch = [], []
         for _ in range(20):
-            health.append(_timed_get(f"{server.url}/healthz"))
+            health.append(_timed_get(f"{server.url}/healthz?scope=web"))
             fetch.append(_timed_get(f"{server.url}/api/v1/prompts/greet", key))
             time.sleep(0.05)
     finally:

@@ -62,10 +62,29 @@ def seeded(project, simulated_endpoint, member):
     people = [record(name="Ada", age=36), record(name="Bo", age=7), record(name="Cy", age=41)]
     make_dataset_version(DatasetFactory(project=project, name="people"), people)
     simulated_endpoint("echo", "openai/echo")
+    _send_traces(project)
     keys = {}
     for scope in ("read", "write"):
         _, keys[scope] = api_key_create(project=project, name=f"mcp-{scope}", scope=scope, actor=UserFactory())
     return {"project": project, "greet": greet, **keys}
+
+
+def _send_traces(project) -> None:
+    """Two production traces of greet v1 and one failed trace of helper, written as the ingest task writes them."""
+    from apps.traces import ingest
+    from apps.traces.records import native_batch
+    from apps.traces.tests.factories import generation, new_id
+
+    spans = [
+        generation(new_id(), prompt={"name": "greet", "version": 1, "label": "production"}, output="Hello Ada"),
+        generation(new_id(), prompt={"name": "greet", "version": 1, "label": "production"}, output="Hello Bo"),
+        generation(new_id(), prompt={"name": "helper", "version": 1, "label": "production"}, status="error"),
+    ]
+    records = native_batch({"generations": spans})
+    batch = ingest.batch_accept(
+        project_id=project.pk, source="native", spans=records[0], traces=records[1], scores=records[2]
+    )
+    assert ingest.batch_expand(batch_id=batch.pk) is True
 
 
 @pytest.fixture
@@ -118,6 +137,10 @@ async def _read_tour(session: ClientSession) -> dict:
     seen["bad_render"] = await session.call_tool("render_prompt", {"name": "greet", "variables": {"name": "Bo"}})
     seen["diff"] = _data(await session.call_tool("diff_versions", {"name": "greet", "old": "production", "new": 2}))
     seen["datasets"] = _data(await session.call_tool("list_datasets", {}))
+    seen["traces"] = _data(await session.call_tool("recent_traces", {"name": "greet", "label": "production"}))
+    seen["traces_found"] = _data(await session.call_tool("recent_traces", {"name": "greet", "search": "Bo"}))
+    seen["traces_none"] = _data(await session.call_tool("recent_traces", {"name": "helper", "status": "ok"}))
+    seen["traces_bad"] = await session.call_tool("recent_traces", {"name": "greet", "since": "last tuesday"})
     seen["resources"] = sorted(str(r.uri) for r in (await session.list_resources()).resources)
     resource = await session.read_resource("prompt-studio://prompts/greet/versions/2")
     seen["resource"] = json.loads(resource.contents[0].text)
@@ -147,6 +170,12 @@ def _check_read_tour(seen: dict) -> None:
     assert "-Hello {{ name }}, you are {{ age }}" in seen["diff"]["diff"]
     assert "+Hi {{ name }}, aged {{ age }}!" in seen["diff"]["diff"]
     assert [d["name"] for d in seen["datasets"]["datasets"]] == ["people"]
+    assert len(seen["traces"]["traces"]) == 2
+    assert {(t["prompt"]["name"], t["prompt"]["version"], t["prompt"]["linked"]) for t in seen["traces"]["traces"]} == {
+        ("greet", 1, True)
+    }
+    assert len(seen["traces_found"]["traces"]) == 1 and seen["traces_none"]["traces"] == []
+    assert seen["traces_bad"].isError and _data(seen["traces_bad"])["code"] == "invalid_filter"
     assert "prompt-studio://prompts/greet/labels/production" in seen["resources"]
     assert "prompt-studio://prompts/helper/labels/production" in seen["resources"]
     assert seen["resource"]["version"] == 2

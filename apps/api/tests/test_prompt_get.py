@@ -31,6 +31,9 @@ def test_it_serves_a_label_or_a_version(api, make_key, released):
     assert client.get("/api/v1/prompts/greet?label=staging").json()["version"] == 2
     assert client.get("/api/v1/prompts/greet?label=latest").json()["version"] == 2
     assert client.get("/api/v1/prompts/greet?version=1").json()["labels"] == ["production"]
+    # Both: that version, if it carries that label (a pinned version that must still be released).
+    assert client.get("/api/v1/prompts/greet?label=production&version=1").json()["version"] == 1
+    assert client.get("/api/v1/prompts/greet?label=latest&version=2").json()["version"] == 2
     body = client.get("/api/v1/prompts/greet?version=2").json()
     assert body["variables"] == [
         {"name": "name", "type": "string", "description": ""},
@@ -59,7 +62,7 @@ def test_it_serves_chat_messages(api, make_key, project):
         ("/api/v1/prompts/greet?version=abc", 400, "invalid_version"),
         ("/api/v1/prompts/greet?version=99999999999999999999", 400, "invalid_version"),
         ("/api/v1/prompts/greet?label=Bad%20Label", 400, "invalid_label"),
-        ("/api/v1/prompts/greet?label=production&version=1", 400, "invalid_query"),
+        ("/api/v1/prompts/greet?label=production&version=2", 404, "label_not_on_version"),
         ("/api/v1/prompts/Not%20A%20Name", 404, "prompt_not_found"),
         ("/api/v1/prompts/greet/unknown", 404, "not_found"),
     ],

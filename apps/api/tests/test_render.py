@@ -62,12 +62,20 @@ def test_it_refuses_what_the_sandbox_refuses(api, make_key, project):
 
 @pytest.mark.parametrize(
     "payload",
-    [{"variables": []}, {"variables": "x"}, {"label": "production", "version": 1}, {"version": "one"}, ["a"]],
+    [{"variables": []}, {"variables": "x"}, {"version": "1"}, {"version": True}, {"label": 5}, ["a"]],
 )
 def test_it_refuses_a_malformed_body(api, make_key, released, payload):
     response = api(make_key()).post("/api/v1/prompts/greet/render", payload)
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_request"
+
+
+def test_a_label_and_a_version_render_that_version_only_if_it_carries_the_label(api, make_key, released):
+    client = api(make_key())
+    both = {"label": "production", "version": 1, "variables": {"name": "Ada"}}
+    assert client.post("/api/v1/prompts/greet/render", both).json()["text"] == "Hello Ada"
+    response = client.post("/api/v1/prompts/greet/render", {**both, "version": 2})
+    assert response.status_code == 404 and response.json()["code"] == "label_not_on_version"
 
 
 def test_it_refuses_broken_json(client, make_key, released):

@@ -95,7 +95,7 @@ def test_it_keeps_json_types():
         ("bad_json_on_line_3.jsonl", "Line 3, column 34: not valid JSON (Expecting value)."),
         ("not_an_array.json", "A JSON file must hold an array of objects; this one holds an object."),
         ("unknown_encoding.csv", "Unknown encoding: byte 0x81 on line 2"),
-        ("binary.csv", "Unknown encoding"),
+        ("binary.csv", "This file is not text"),
         ("not_really.xlsx", "This is not a readable XLSX file"),
     ],
 )

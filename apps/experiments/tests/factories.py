@@ -29,12 +29,13 @@ def build_experiment(
     evaluators=None,
     budget=None,
     records=None,
+    template: str = "{{ question }}",
 ):
     dataset = DatasetFactory(project=project)
     version = make_dataset_version(dataset, records if records is not None else make_rows(rows), actor=actor)
     prompt = PromptFactory(project=project)
     prompt_versions = [
-        make_version(prompt, "{{ question }}" + (" " * i), actor=actor, samples={"question": "why"})
+        make_version(prompt, template + (" " * i), actor=actor, samples={"question": "why"})
         for i in range(prompt_count)
     ]
     variants = []

@@ -162,3 +162,27 @@ def test_a_local_model_still_installing_fails_its_cells_with_its_progress(projec
     cells = Cell.objects.filter(experiment=experiment)
     assert set(cells.values_list("status", flat=True)) == {CellStatus.FAILED}
     assert all("is still installing (92%): joining the parts" in c.error_message for c in cells)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ question }}{{ 2 ** 10000000 }}", "numbers are limited"),
+        (
+            "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}{{ question }}",
+            "time limit",
+        ),  # fmt: skip
+    ],
+)
+def test_a_hostile_template_fails_its_cells_within_the_render_limit(project, editor, simulated_endpoint, template,
+                                                                    message):  # fmt: skip
+    import time
+
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=2, template=template)
+    services.experiment_start(experiment=experiment, actor=editor)
+    started = time.monotonic()
+    _run_all(experiment)
+    assert time.monotonic() - started < 10  # two renders of at most 300 ms each, on a shared machine
+    for cell in Cell.objects.filter(experiment=experiment):
+        assert cell.status == CellStatus.FAILED and cell.error_kind == "bad_request"
+        assert message in cell.error_message

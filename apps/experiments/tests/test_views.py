@@ -94,7 +94,7 @@ def test_the_progress_fragment_and_csv_export(client_for, editor, project, simul
     ).replace(b"</strong>", b"")
     export = client.get(f"/p/acme/experiments/{experiment.pk}/export.csv")
     lines = b"".join(export.streaming_content).decode().splitlines()
-    assert lines[0].startswith("row,variant,repeat,status") and len(lines) == 4
+    assert lines[0].startswith("cell_id,row,variant,prompt,prompt_version,endpoint,repeat,status") and len(lines) == 4
 
 
 def test_a_running_experiment_with_no_live_worker_says_so_instead_of_a_time_left(

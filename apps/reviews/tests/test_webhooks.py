@@ -192,6 +192,8 @@ def test_a_delivery_to_an_address_that_turned_private_is_refused(project, settin
     deliver_webhook.run(delivery.pk)
     delivery.refresh_from_db()
     assert "private or local address" in delivery.last_error and delivery.response_code is None
+    # The guard will refuse it again: the delivery fails at once instead of retrying for hours.
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
 
 
 def test_the_signature_is_hmac_sha256_of_the_body():

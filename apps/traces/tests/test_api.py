@@ -68,7 +68,9 @@ def test_it_answers_429_with_retry_after_when_the_backlog_is_full(client, ingest
         ({"spans": [{"id": "s", "trace_id": "t", "start_time": "yesterday"}]}, "invalid_time", "not an ISO 8601"),
         ({"generations": [generation("t", usage={"input_tokens": -1})]}, "invalid_field", "input_tokens"),
         ({"scores": [{"trace_id": "t", "name": "r", "value": [1]}]}, "invalid_value", "finite number"),
-        ({"spanz": []}, "invalid_batch", "Unknown key(s) spanz"),
+        ({"spanz": []}, "invalid_batch", "Unknown key(s) 'spanz'"),
+        ({"spanz\u0000": []}, "invalid_batch", "Unknown key(s) 'spanz\\x00'"),
+        ({"generations": [generation("t")], "scores": {}}, "invalid_batch", "'scores' must be a list"),
         ({}, "empty_batch", "empty"),
         ([], "invalid_batch", "JSON object"),
     ],
@@ -164,6 +166,8 @@ def test_feedback_lands_beside_the_generation(client, api, ingest_key):
     assert _post(client, ingest_key, "/api/v1/feedback", feedback).status_code == 202  # a retry: written once
     response = _post(client, ingest_key, "/api/v1/feedback", {"trace_id": trace_id, "value": 1})
     assert response.status_code == 400 and "body.name is missing" in response.json()["detail"]
+    unknown = _post(client, ingest_key, "/api/v1/feedback", {**feedback, "rating": 3})
+    assert unknown.status_code == 400 and "Unknown key(s) 'rating'" in unknown.json()["detail"]
     expand_all()
     detail = api(ingest_key).get(f"/api/v1/traces/{trace_id}").json()
     assert [(s["data_type"], s["value"]) for s in detail["scores"]] == [
@@ -195,6 +199,9 @@ def test_it_filters_and_pages_with_a_cursor(client, api, ingest_key):
     assert api(ingest_key).get("/api/v1/traces?q=100%25_off").json()["traces"] == []  # LIKE wildcards are text
     assert len(api(ingest_key).get("/api/v1/traces?min_cost=0.00001&max_cost=1").json()["traces"]) == 5
     assert api(ingest_key).get("/api/v1/traces?feedback=any").json()["traces"] == []
+    for query in ("since=", "version=", "per_page=201", "per_page=0"):
+        refused = api(ingest_key).get(f"/api/v1/traces?{query}")
+        assert refused.status_code == 400 and refused.json()["field"] == query.split("=")[0], query
     bad = api(ingest_key).get("/api/v1/traces?since=last-week")
     assert bad.status_code == 400 and bad.json()["field"] == "since"
     assert api(ingest_key).get("/api/v1/traces?cursor=zzz").json()["code"] == "invalid_filter"

@@ -831,7 +831,8 @@ def _render_all(
 
 @dataclass
 class _Isolation:
-    enabled: bool = os.environ.get("PROMPT_STUDIO_RENDER_ISOLATION", "1") != "0"
+    # Worker processes need POSIX rlimits; elsewhere only the in-process guards apply.
+    enabled: bool = os.name == "posix" and os.environ.get("PROMPT_STUDIO_RENDER_ISOLATION", "1") != "0"
     workers: int = RENDER_WORKERS
     memory_mb: int = RENDER_MEMORY_MB
 
@@ -904,6 +905,7 @@ class _Worker:
 _WORKER_BOOT = "from prompt_studio.sandbox import _worker_main; _worker_main()"
 _WORKER_RECYCLE_CPU_SECONDS = 30.0
 _WORKER_START_SECONDS = 20.0
+_WORKER_WAIT_SECONDS = 5.0  # beyond the renders ahead: about how long a worker may take to start on a busy machine
 
 
 class _Pool:
@@ -914,6 +916,14 @@ class _Pool:
         self.idle: list[_Worker] = []
         self.count = 0
         self.condition = threading.Condition()
+
+    def warm(self) -> None:
+        """Start the pool's workers in the background, so one is ready while another is being replaced."""
+        with self.condition:
+            missing = max(0, _isolation.workers - self.count)
+            self.count += missing
+        for _ in range(missing):
+            threading.Thread(target=self._replace, name="template-render-worker-start", daemon=True).start()
 
     def _take(self, wait: float) -> _Worker:
         deadline = time.monotonic() + wait
@@ -974,7 +984,7 @@ class _Pool:
     ) -> list[str]:
         request = {"sources": sources, "values": values, "timeout": timeout, "max_chars": max_chars,
                    "shown_timeout": shown_timeout}  # fmt: skip
-        worker = self._take(wait=max(1.0, timeout * 5))
+        worker = self._take(wait=timeout * 5 + _WORKER_WAIT_SECONDS)
         healthy = False
         try:
             reply = worker.render(request, wall_clock=timeout + 0.05 + timeout / 4)
@@ -1005,6 +1015,7 @@ def _pool() -> _Pool:
     with _pool_lock:
         if _the_pool is None or _the_pool.pid != os.getpid():  # a forked child gets a pool of its own
             _the_pool = _Pool()
+            _the_pool.warm()
         return _the_pool
 
 
