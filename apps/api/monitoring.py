@@ -33,16 +33,21 @@ def _figures(figures: dict[str, Any]) -> dict[str, Any]:
         OpenApiParameter("label", str, description="The versions this label has pointed at."),
         OpenApiParameter("version", int),
         OpenApiParameter("model", str),
-        OpenApiParameter("range", str, description="6h, 24h, 3d, 7d (default), 30d or 90d."),
+        OpenApiParameter(
+            "range", str, enum=["6h", "24h", "3d", "7d", "30d", "90d", "custom"], description="7d by default."
+        ),
         OpenApiParameter("since", str, description="ISO 8601; with until, instead of range."),
         OpenApiParameter("until", str, description="ISO 8601 (default: now)."),
-        OpenApiParameter("step", str, description="hour or day (default: hour up to 3 days)."),
+        OpenApiParameter("step", str, enum=["hour", "day"], description="Default: hour up to 3 days."),
     ],
     responses={200: OpenApiTypes.OBJECT, **ERRORS},
 )
 @api_view(["GET"])
 def metrics(request: Request) -> Response:
     project_id = request.auth.project_id
+    for name, allowed in (("range", [*selectors.RANGES, "custom"]), ("step", ["hour", "day"])):
+        if name in request.query_params and request.query_params[name] not in allowed:
+            raise ApiError(400, "invalid_filter", f"{name} must be one of {', '.join(allowed)}.", field=name)
     try:
         f = selectors.filters_from(request.query_params)
         data = selectors.metrics(project_id=project_id, f=f)
@@ -124,14 +129,14 @@ def drift_report(request: Request, report_id: int) -> Response:
 @extend_schema(
     operation_id="alerts_list",
     summary="Alerts, newest first, with their rule",
-    parameters=[OpenApiParameter("status", str, description="open, acknowledged or resolved.")],
+    parameters=[OpenApiParameter("status", str, enum=["open", "acknowledged", "resolved"])],
     responses={200: OpenApiTypes.OBJECT, **ERRORS},
 )
 @api_view(["GET"])
 def alerts(request: Request) -> Response:
     qs = Alert.objects.filter(project_id=request.auth.project_id).select_related("rule", "rule__prompt")
-    status = request.query_params.get("status", "")
-    if status:
+    status = request.query_params.get("status")
+    if status is not None:
         if status not in AlertStatus.values:
             raise ApiError(400, "invalid_filter", "status must be open, acknowledged or resolved.", field="status")
         qs = qs.filter(status=status)
