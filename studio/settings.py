@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.ratings",
     "apps.traces",
+    "apps.monitoring",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
@@ -218,6 +219,15 @@ CELERY_BEAT_SCHEDULE["traces-retention"] = {
     "task": "traces.retention",
     "schedule": 3600.0,
     "options": {"expires": 3000, "queue": "ingest"},
+}
+
+# --- Monitoring (apps/monitoring) ----------------------------------------------
+# How often the beat task evaluates the alert rules.
+MONITORING_ALERT_SECONDS = env_int("MONITORING_ALERT_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["monitoring-alerts"] = {
+    "task": "monitoring.evaluate_alerts",
+    "schedule": float(MONITORING_ALERT_SECONDS),
+    "options": {"expires": MONITORING_ALERT_SECONDS - 5},
 }
 
 # --- Auth, i18n, static -------------------------------------------------------

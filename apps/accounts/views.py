@@ -115,5 +115,5 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 def home(request: HttpRequest) -> HttpResponse:
     projects = selectors.project_list_for_user(user=request.user)
     if len(projects) == 1:
-        return redirect("prompts:list", project_slug=projects[0].slug)
+        return redirect("monitoring:dashboard", project_slug=projects[0].slug)  # the project's health
     return render(request, "core/home.html", {"project_list": projects})

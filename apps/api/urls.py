@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from apps.api import datasets, experiments, traces, views
+from apps.api import datasets, experiments, monitoring, traces, views
 from apps.api.errors import not_found
 
 app_name = "api"
@@ -46,6 +46,10 @@ urlpatterns = [
     path("v1/traces", traces.traces, name="traces"),
     path("v1/traces/<str:trace_id>", traces.trace_detail, name="trace"),
     path("v1/feedback", traces.feedback, name="feedback"),
+    path("v1/metrics", monitoring.metrics, name="metrics"),
+    path("v1/drift", monitoring.drift_reports, name="drift_reports"),
+    path("v1/drift/<int:report_id>", monitoring.drift_report, name="drift_report"),
+    path("v1/alerts", monitoring.alerts, name="alerts"),
     path(
         "v1/schema",
         SpectacularAPIView.as_view(**PUBLIC),

@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Substr
 from django.utils import timezone
 
+from apps.traces import hooks
 from apps.traces.models import BatchStatus, IngestBatch, Score, Span, Trace, TraceSettings
 from apps.traces.records import ScoreRecord, SpanRecord, TraceRecord, payload_dumps, payload_loads
 from apps.traces.redaction import Redactor
@@ -313,9 +314,35 @@ def rows_write(
     """Write the records' rows and recompute the summary of every trace they touch. Call inside a transaction."""
     touched = sorted({s.trace_id for s in spans} | {t.trace_id for t in traces} | {s.trace_id for s in scores})
     _lock_traces(project_id, touched)
+    new_spans, new_scores = _not_yet_stored(project_id, spans, list(scores)) if hooks.listening() else ([], [])
     bulk_insert_ignore(Span._meta.db_table, SPAN_COLUMNS, _span_rows(project_id, spans, batch_id), JSON_SPAN_COLUMNS)
     bulk_insert_ignore(Score._meta.db_table, SCORE_COLUMNS, _score_rows(project_id, list(scores)), set())
     traces_recompute(project_id=project_id, trace_ids=touched, spans=spans, traces=list(traces))
+    if new_spans or new_scores:
+        hooks.notify(hooks.Written(project_id=project_id, span_keys=new_spans, score_ids=new_scores))
+
+
+def _not_yet_stored(
+    project_id: int, spans: list[SpanRecord], scores: list[ScoreRecord]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The span keys and score ids of this write that are not stored yet (the traces' locks are held)."""
+    span_keys = list(dict.fromkeys((s.trace_id, s.span_id) for s in spans))
+    score_ids = list(dict.fromkeys(s.score_id for s in scores))
+    stored_spans: set[tuple[str, str]] = set()
+    by_trace: dict[str, list[str]] = defaultdict(list)
+    for trace_id, span_id in span_keys:
+        by_trace[trace_id].append(span_id)
+    trace_ids = list(by_trace)
+    for ids in _chunks(trace_ids):
+        stored_spans.update(
+            Span.objects.filter(project_id=project_id, trace_id__in=ids).values_list("trace_id", "span_id")
+        )
+    stored_scores: set[str] = set()
+    for ids in _chunks(score_ids):
+        stored_scores.update(
+            Score.objects.filter(project_id=project_id, score_id__in=ids).values_list("score_id", flat=True)
+        )
+    return [k for k in span_keys if k not in stored_spans], [i for i in score_ids if i not in stored_scores]
 
 
 def _chunks(items: list[str], size: int = 500):

@@ -17,6 +17,8 @@ class WebhookEvent(models.TextChoices):
     CHANGES_REQUESTED = "review.changes_requested", "Changes requested"
     RELEASED = "label.released", "Released"
     ROLLED_BACK = "label.rolled_back", "Rolled back"
+    ALERT_OPENED = "alert.opened", "Alert opened"
+    ALERT_RESOLVED = "alert.resolved", "Alert resolved"
     PING = "ping", "Ping (test)"
 
 

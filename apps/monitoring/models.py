@@ -1,0 +1,181 @@
+"""Monitoring: hourly rollups of production generations, drift reports, alert rules and their alerts.
+
+Rollups are kept by the ingest task (apps/monitoring/rollups.py, through the
+traces app's write listeners), one row per project, prompt version, model and
+hour; the dashboards read only them. `prompt_version_id` is 0 for generations
+linked to no version (a plain integer, not a foreign key, so the key is unique
+on every database); `prompt_id` is 0 likewise.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.accounts.models import Project
+
+
+class HourlyRollup(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    hour = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    latency_ms_sum = models.FloatField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_units = models.BigIntegerField(default=0, help_text="Cost in units of 1e-8 (exact sums on every database).")
+    empty_outputs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "prompt_version_id", "model", "hour"], name="rollup_unique_key")
+        ]
+        indexes = [
+            models.Index(fields=["project", "hour"], name="rollup_project_hour"),
+            models.Index(fields=["prompt_id", "hour"], name="rollup_prompt_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"hourly rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class LatencyRollup(models.Model):
+    """Generations per latency bucket (log-spaced, apps/monitoring/rollups.py) for p50/p95/p99."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    hour = models.DateTimeField()
+    bucket = models.SmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prompt_version_id", "model", "hour", "bucket"], name="latency_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "hour"], name="latency_rollup_project_hour")]
+
+    def __str__(self) -> str:
+        return f"latency rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class ScoreRollup(models.Model):
+    """Numeric and boolean feedback (and online evaluation scores) per name, on the generation's key and hour."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    hour = models.DateTimeField()
+    name = models.CharField(max_length=100)
+    count = models.BigIntegerField(default=0)
+    total = models.FloatField(default=0)
+    total_sq = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prompt_version_id", "model", "hour", "name"], name="score_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "hour"], name="score_rollup_project_hour")]
+
+    def __str__(self) -> str:
+        return f"score rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
+
+
+class DriftReport(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drift_reports")
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="drift_reports")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    reference = models.CharField(max_length=200, help_text="What the window was compared with, in words.")
+    reference_start = models.DateTimeField(null=True, blank=True)
+    reference_end = models.DateTimeField(null=True, blank=True)
+    alpha = models.FloatField(default=0.05)
+    tests = models.JSONField(default=list, help_text="Every test run: metric, test, statistic, p, q, effect, line.")
+    finding_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"drift of {self.prompt_id} ({self.finding_count} findings)"
+
+    @property
+    def findings(self) -> list[dict]:
+        return [t for t in self.tests if t.get("finding")]
+
+
+class AlertMetric(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate"
+    LATENCY_P95 = "latency_p95", "Latency p95 (ms)"
+    COST_PER_CALL = "cost_per_call", "Cost per call"
+    VOLUME = "volume", "Volume (generations)"
+    FEEDBACK_MEAN = "feedback_mean", "Feedback mean"
+    DRIFT_FINDINGS = "drift_findings", "Drift findings"
+
+
+class AlertOperator(models.TextChoices):
+    ABOVE = "above", "above"
+    BELOW = "below", "below"
+
+
+class AlertRule(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alert_rules")
+    prompt = models.ForeignKey("prompts.Prompt", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    metric = models.CharField(max_length=20, choices=AlertMetric.choices)
+    operator = models.CharField(max_length=8, choices=AlertOperator.choices, default=AlertOperator.ABOVE)
+    threshold = models.FloatField()
+    score_name = models.CharField(max_length=100, blank=True, help_text="The feedback score a feedback rule reads.")
+    window_hours = models.PositiveIntegerField(default=1)
+    min_volume = models.PositiveIntegerField(default=20, help_text="Fewer generations in the window: not evaluated.")
+    email = models.CharField(max_length=500, blank=True, help_text="Comma-separated addresses to mail.")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="alert_rule_unique_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.metric} {self.operator} {self.threshold:g}"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    status = models.CharField(max_length=14, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    value = models.FloatField()
+    volume = models.PositiveIntegerField(default=0)
+    message = models.CharField(max_length=500)
+    drift_report = models.ForeignKey(DriftReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    opened_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [models.Index(fields=["rule", "status"], name="alert_rule_status")]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk} ({self.status}): {self.message}"

@@ -1,0 +1,20 @@
+from django.urls import path
+
+from apps.monitoring import views
+
+app_name = "monitoring"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("drift/", views.drift_list, name="drift"),
+    path("drift/run/", views.drift_run, name="drift_run"),
+    path("drift/<int:pk>/", views.drift_detail, name="drift_detail"),
+    path("alerts/", views.alert_list, name="alerts"),
+    path("alerts/rules/", views.rule_create, name="rule_create"),
+    path("alerts/rules/<int:pk>/evaluate/", views.rule_evaluate, name="rule_evaluate"),
+    path("alerts/rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("alerts/<int:pk>/", views.alert_detail, name="alert_detail"),
+    path("alerts/<int:pk>/acknowledge/", views.alert_change, {"action": "acknowledge"}, name="alert_acknowledge"),
+    path("alerts/<int:pk>/resolve/", views.alert_change, {"action": "resolve"}, name="alert_resolve"),
+    path("impact/<int:move_id>/", views.release_impact, name="impact"),
+]
