@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -14,6 +13,7 @@ import pytest
 
 from apps.providers import gateway
 from apps.providers.gateway import limits
+from apps.providers.tests.test_gateway import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the limiter's own threads must see the endpoints
 
@@ -78,7 +78,7 @@ def test_the_database_backend_hands_out_at_most_its_slots(simulated_endpoint):
     endpoint = simulated_endpoint()
     assert _slots_scenario(limits.DatabaseBackend(), endpoint.pk) == (True, True, False, True)
     backend = limits.DatabaseBackend()
-    assert asyncio.run(backend.atry_rate(endpoint.pk, 1)) is True
+    assert run_async(backend.atry_rate(endpoint.pk, 1)) is True
     assert backend.try_rate(endpoint.pk, 1) is False
 
 
@@ -99,7 +99,7 @@ def test_a_key_in_an_embedding_or_a_judge_prompt_is_refused_too(simulated_endpoi
     with pytest.raises(gateway.SecretInPrompt):
         gateway.embed(endpoint, ["fine", "AKIAABCDEFGHIJKLMNOP"])
     with pytest.raises(gateway.SecretInPrompt, match="'Simulated echo'"):
-        asyncio.run(
+        run_async(
             gateway.achat(
                 gateway.Target.from_endpoint(endpoint),
                 [{"role": "user", "content": "x correct-horse-battery-staple-42"}],
