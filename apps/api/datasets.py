@@ -245,13 +245,36 @@ def _source_version(request: Request, name: str, number: int) -> DatasetVersion:
     return version
 
 
+_COLUMNS = {"type": "array", "items": {"type": "string"}, "description": "Input columns of the version to vary."}
+COUNTERFACTUAL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "attribute": {"type": "string", "description": "A lexicon's attribute: gender, age, religion, ..."},
+        "columns": _COLUMNS,
+        "values": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+    },
+    "required": ["attribute", "columns"],
+}
+PERTURB_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "kinds": {"type": "array", "items": {"enum": ["typos", "casing", "whitespace", "reorder", "paraphrase"]}},
+        "columns": _COLUMNS,
+        "seed": {"type": "integer"},
+        "rate": {"type": "number", "minimum": 0, "maximum": 0.5},
+        "endpoint": {"type": ["integer", "null"], "description": "A model endpoint id, for paraphrase."},
+    },
+    "required": ["kinds", "columns"],
+}
+
+
 @extend_schema(
     operation_id="dataset_version_counterfactual",
     summary="A new version of counterfactual pairs swapped along an attribute (write scope)",
     description='Body: {"attribute": "gender", "columns": ["ticket"], "values": ["female", "male"]} (values '
     "optional: the lexicon's first two). Rows carry pair_id, attribute, attribute_value, pair_role in metadata.",
-    request=OpenApiTypes.OBJECT,
-    responses={201: OpenApiTypes.OBJECT},
+    request={"application/json": COUNTERFACTUAL_SCHEMA},
+    responses={201: OpenApiTypes.OBJECT, **responses.WRITE_ERRORS},
 )
 @api_view(["POST"])
 def dataset_version_counterfactual(request: Request, name: str, number: int) -> Response:
@@ -280,8 +303,8 @@ def dataset_version_counterfactual(request: Request, name: str, number: int) -> 
     summary="A new version of originals and perturbed copies (write scope)",
     description='Body: {"kinds": ["typos", "casing", "whitespace", "reorder", "paraphrase"], "columns": [...], '
     '"seed": 0, "rate": 0.05, "endpoint": <id, for paraphrase; the local model if left out>}.',
-    request=OpenApiTypes.OBJECT,
-    responses={201: OpenApiTypes.OBJECT},
+    request={"application/json": PERTURB_SCHEMA},
+    responses={201: OpenApiTypes.OBJECT, **responses.WRITE_ERRORS},
 )
 @api_view(["POST"])
 def dataset_version_perturb(request: Request, name: str, number: int) -> Response:

@@ -38,7 +38,13 @@ def describe_text_rules(result, generator, request, public):
 
 # Operations that read their body themselves (several content types, or an envelope checked item by item): the
 # body is required, which drf-spectacular cannot say for a request given as a raw schema.
-BODY_REQUIRED = {"otlp_traces_export", "traces_ingest", "feedback_create"}
+BODY_REQUIRED = {
+    "otlp_traces_export",
+    "traces_ingest",
+    "feedback_create",
+    "dataset_version_counterfactual",
+    "dataset_version_perturb",
+}
 
 
 def require_bodies(result, generator, request, public):
