@@ -270,7 +270,7 @@ def traces(request: Request) -> Response:
             {"batch": batch.pk, "spans": len(spans), "traces": len(trace_records), "scores": len(scores)}, status=202
         )
     try:
-        filters = selectors.filters_from(request.query_params)
+        filters = selectors.filters_from(request.query_params, refuse_empty=True)
         per_page = request.query_params.get("per_page", "50")
         if not per_page.isdigit() or not 1 <= int(per_page[:4]) <= 200:
             raise selectors.FilterProblem("per_page", "per_page must be a whole number from 1 to 200.")

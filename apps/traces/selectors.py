@@ -77,15 +77,19 @@ def _number(value: str, name: str, kind=float):
     return number
 
 
-def filters_from(params: Any) -> TraceFilters:
-    """TraceFilters from query parameters; FilterProblem names the first bad one."""
+def filters_from(params: Any, *, refuse_empty: bool = False) -> TraceFilters:
+    """TraceFilters from query parameters; FilterProblem names the first bad one.
+
+    The page's form sends every field, empty ones too; the API (refuse_empty) holds to its schema, where an
+    empty number or time is not a value.
+    """
 
     def get(name: str) -> str:
         value = params.get(name)
         return value.strip()[:200] if isinstance(value, str) else ""
 
     for name in ("version", "since", "until", "min_latency_ms", "max_latency_ms", "min_cost", "max_cost"):
-        if name in params and not get(name):
+        if refuse_empty and name in params and not get(name):
             raise FilterProblem(name, f"{name} is empty: give a value or leave it out.")
     f = TraceFilters(prompt=get("prompt"), label=get("label"), model=get("model"), user_id=get("user_id"),
                      session_id=get("session_id"), q=get("q"))  # fmt: skip
