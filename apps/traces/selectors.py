@@ -59,7 +59,10 @@ def _time(value: str, name: str) -> datetime:
     value = value.strip()
     relative = {"h": 3600, "d": 86400, "m": 60}
     if value[:-1].isdigit() and value[-1:] in relative:  # 24h, 7d, 30m: that long ago
-        return timezone.now() - timedelta(seconds=int(value[:-1]) * relative[value[-1]])
+        try:
+            return timezone.now() - timedelta(seconds=int(value[:-1]) * relative[value[-1]])
+        except OverflowError:
+            raise FilterProblem(name, f"{name} reaches back before the year 1: {value[:40]!r}.") from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -199,7 +199,7 @@ def test_it_filters_and_pages_with_a_cursor(client, api, ingest_key):
     assert api(ingest_key).get("/api/v1/traces?q=100%25_off").json()["traces"] == []  # LIKE wildcards are text
     assert len(api(ingest_key).get("/api/v1/traces?min_cost=0.00001&max_cost=1").json()["traces"]) == 5
     assert api(ingest_key).get("/api/v1/traces?feedback=any").json()["traces"] == []
-    for query in ("since=", "version=", "per_page=201", "per_page=0"):
+    for query in ("since=", "version=", "per_page=201", "per_page=0", "since=999999d"):
         refused = api(ingest_key).get(f"/api/v1/traces?{query}")
         assert refused.status_code == 400 and refused.json()["field"] == query.split("=")[0], query
     bad = api(ingest_key).get("/api/v1/traces?since=last-week")
