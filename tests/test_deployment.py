@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
+from studio.celery import QUEUES
+
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -37,7 +39,7 @@ def _check_command(command: list[str]) -> None:
         assert importlib.util.find_spec("studio.celery") is not None
         if "-Q" in command:
             queues = set(command[command.index("-Q") + 1].split(","))
-            assert queues <= {"interactive", "experiments"}, queues
+            assert queues <= set(QUEUES), queues
     elif program == "python":
         if command[1] == "manage.py":
             assert (ROOT / "manage.py").exists()
