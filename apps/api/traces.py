@@ -25,7 +25,7 @@ from apps.api import serializers as s
 from apps.api.errors import ApiError
 from apps.traces import ingest, otlp, selectors
 from apps.traces.models import Score, Span, Trace
-from apps.traces.records import IngestProblem, native_batch, native_score
+from apps.traces.records import IngestProblem, native_batch, native_score, refuse_unknown_keys
 
 PROTOBUF = "application/x-protobuf"
 ERRORS = {
@@ -333,10 +333,9 @@ def trace_detail(request: Request, trace_id: str) -> Response:
 def feedback(request: Request) -> Response:
     _check_ingest(request)
     body = _json_body(request)
-    if isinstance(body, dict) and (unknown := set(body) - set(FEEDBACK_SCHEMA["properties"])):
-        named = ", ".join(ascii(key)[:60] for key in sorted(unknown)[:5])
-        raise ApiError(400, "invalid_field", f"Unknown key(s) {named}: use {', '.join(FEEDBACK_SCHEMA['properties'])}.")
     try:
+        if isinstance(body, dict):
+            refuse_unknown_keys(body, tuple(FEEDBACK_SCHEMA["properties"]), code="invalid_field")
         score = native_score(body, "body", source="feedback")
     except IngestProblem as exc:
         raise _problem(exc) from None

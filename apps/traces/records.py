@@ -365,14 +365,19 @@ def native_score(item: Any, where: str, *, source: str = "api") -> ScoreRecord:
     )
 
 
+def refuse_unknown_keys(document: dict, allowed: tuple[str, ...], *, code: str) -> None:
+    """IngestProblem naming the keys `document` has beyond `allowed`, quoted so a NUL never reaches the answer."""
+    unknown = set(document) - set(allowed)
+    if unknown:
+        named = ", ".join(ascii(key)[:60] for key in sorted(unknown)[:5])
+        raise IngestProblem(code, f"Unknown key(s) {named}: use {', '.join(allowed)}.")
+
+
 def native_batch(document: Any) -> tuple[list[SpanRecord], list[TraceRecord], list[ScoreRecord]]:
     """The records of a native batch; IngestProblem naming the first bad field (nothing is kept then)."""
     if not isinstance(document, dict):
         raise IngestProblem("invalid_batch", 'Send a JSON object {"traces": [...], "spans": [...], "scores": [...]}.')
-    unknown = set(document) - {"traces", "spans", "generations", "scores"}
-    if unknown:
-        named = ", ".join(ascii(key)[:60] for key in sorted(unknown)[:5])
-        raise IngestProblem("invalid_batch", f"Unknown key(s) {named}: use traces, spans, generations, scores.")
+    refuse_unknown_keys(document, ("traces", "spans", "generations", "scores"), code="invalid_batch")
     lists = {}
     for key in ("traces", "spans", "generations", "scores"):
         value = document.get(key, [])
