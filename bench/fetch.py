@@ -16,6 +16,15 @@ and prints the median requests/s of each, p50 and p99 latencies, and the ratios
 (each taken within a round, median over the rounds)
 fetch_vs_bare (target >= 0.8), not_modified_vs_fetch (target >= 1.2) and
 auth_overhead (bare / authed throughput; 1.00 means the key check costs nothing).
+
+Then the same process under attack: four threads render hostile templates
+(apps/api/tests/test_hostile_concurrency.py's four, each refused with a 400) on
+the same gunicorn process without pause, while one client requests
+`/healthz?scope=web` and the fetch one after another (30 each, 50 ms apart);
+quiet and attacked runs alternate, and the ratios
+healthz_p50_under_attack_vs_quiet and fetch_p50_under_attack_vs_quiet compare
+their median latencies (target <= 5: a hostile template must not stall the
+process that holds it).
 """
 
 from __future__ import annotations
@@ -31,7 +40,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -41,6 +52,14 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))  # one process: wrk cannot pile its connections on one of two
 PROMPT = "support-reply"
+ATTACK_ROUNDS = int(os.environ.get("BENCH_ATTACK_ROUNDS", "3"))
+# The four hostile templates of apps/api/tests/test_hostile_concurrency.py: each is refused with a 400.
+HOSTILE = [
+    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "{{ ('a ' * 99000)|wordwrap(1)|wordwrap(1)|wordwrap(1)|length }}",
+    "{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+]
 
 
 def ensure_wrk() -> str:
@@ -101,11 +120,15 @@ for index in range(20):
     ], config={"temperature": 0.3, "max_tokens": 200})
     version = services.prompt_version_create(prompt=prompt, content=content, parent_number=None, message="", actor=user)
     services.label_move(prompt=prompt, label_name="production", version=version, actor=user)
+for index, source in enumerate(HOSTILE):
+    prompt = services.prompt_create(project=project, name=f"hostile-{index}", actor=user)
+    content = build_content(kind="text", template=source, config={})
+    services.prompt_version_create(prompt=prompt, content=content, parent_number=None, message="", actor=user)
 _, raw = api_key_create(project=project, name="bench", scope="read", actor=user)
 print(raw, project.slug)
 """
     result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup()\n{script}"],
+        [sys.executable, "-c", f"import django; django.setup()\nHOSTILE = {HOSTILE!r}\n{script}"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -126,10 +149,10 @@ def unseed(env: dict[str, str], slug: str) -> None:
     subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=False, capture_output=True)
 
 
-def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_gunicorn(env: dict[str, str], port: int, threads: int = 4) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "studio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"],
+         "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning"],
         env=env,
         cwd=ROOT,
         start_new_session=True,
@@ -173,6 +196,72 @@ def run_wrk(wrk: str, url: str, headers: dict[str, str]) -> dict[str, float]:
     return {"rps": float(_RPS.search(output).group(1)), **latencies}
 
 
+def post_json(url: str, headers: dict[str, str], body: dict) -> int:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, data=data, method="POST", headers={**headers, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def sequential_p50(url: str, headers: dict[str, str], count: int = 30) -> float:
+    """Median latency (ms) of `count` requests one after another, 50 ms apart: what one client sees."""
+    latencies = []
+    for _ in range(count):
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.05)
+    return statistics.median(latencies)
+
+
+def under_attack(base: str, auth: dict[str, str]) -> dict[str, float]:
+    """Median latencies of /healthz and the fetch with four hostile renders running, against quiet runs."""
+    targets = {"healthz": (f"{base}/healthz?scope=web", {}), "fetch": (f"{base}/api/v1/prompts/{PROMPT}", auth)}
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def attack(index: int) -> None:
+        body = {"version": 1, "variables": {"items": list(range(3000))} if "items" in HOSTILE[index] else {}}
+        while not stop.is_set():
+            statuses.append(post_json(f"{base}/api/v1/prompts/hostile-{index}/render", auth, body))
+
+    quiet: dict[str, list[float]] = {name: [] for name in targets}
+    attacked: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(ATTACK_ROUNDS):
+        for name, (url, headers) in targets.items():
+            quiet[name].append(sequential_p50(url, headers))
+        stop.clear()
+        attackers = [threading.Thread(target=attack, args=(index,)) for index in range(len(HOSTILE))]
+        for thread in attackers:
+            thread.start()
+        time.sleep(1.0)  # every attacker has a render under way
+        try:
+            for name, (url, headers) in targets.items():
+                attacked[name].append(sequential_p50(url, headers))
+        finally:
+            stop.set()
+            for thread in attackers:
+                thread.join()
+    if not statuses or set(statuses) != {400}:
+        sys.exit(f"the hostile renders were not all refused with a 400: {sorted(set(statuses))}")
+    print(f"  under attack ({len(statuses)} hostile renders refused): "
+          + ", ".join(f"{n} p50 {statistics.median(attacked[n]):.1f} ms (quiet {statistics.median(quiet[n]):.1f} ms)"
+                      for n in targets), flush=True)  # fmt: skip
+    return {
+        f"{name}_p50_under_attack_vs_quiet": statistics.median(
+            a / q for a, q in zip(attacked[name], quiet[name], strict=True)
+        )
+        for name in targets
+    }
+
+
 def main() -> int:
     wrk = ensure_wrk()
     data_dir = Path(tempfile.mkdtemp(prefix="studio-bench-"))
@@ -182,38 +271,50 @@ def main() -> int:
           f"{ROUNDS} rounds x {SECONDS} s per target, interleaved", flush=True)  # fmt: skip
     raw_key, slug = seed(env)
     port = free_port()
-    server = start_gunicorn(env, port)
     try:
-        base = f"http://127.0.0.1:{port}"
-        auth = {"Authorization": f"Bearer {raw_key}"}
-        status, headers = get(f"{base}/api/v1/prompts/{PROMPT}", auth)
-        assert status == 200, status
-        etag = headers["ETag"]
-        assert get(f"{base}/api/v1/prompts/{PROMPT}", {**auth, "If-None-Match": etag})[0] == 304
-        assert get(f"{base}/bench/authed", auth)[0] == 200
-        targets = {
-            "bare": (f"{base}/bench/bare", {}),
-            "authed": (f"{base}/bench/authed", auth),
-            "fetch": (f"{base}/api/v1/prompts/{PROMPT}", auth),
-            "not_modified": (f"{base}/api/v1/prompts/{PROMPT}", {**auth, "If-None-Match": etag}),
-        }
-        for url, target_headers in targets.values():  # warm up every worker and cache
-            run_wrk_short = [wrk, "-t", "1", "-c", str(CONNECTIONS), "-d", "1s", url]
-            for name, value in target_headers.items():
-                run_wrk_short[1:1] = ["-H", f"{name}: {value}"]
-            subprocess.run(run_wrk_short, capture_output=True, check=True)
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-        names = list(targets)
-        for round_number in range(ROUNDS):
-            order = names[round_number % len(names) :] + names[: round_number % len(names)]
-            for name in order:
-                url, target_headers = targets[name]
-                results[name].append(run_wrk(wrk, url, target_headers))
-            print(f"  round {round_number + 1}: "
-                  + ", ".join(f"{n} {results[n][-1]['rps']:.0f}/s" for n in names), flush=True)  # fmt: skip
+        server = start_gunicorn(env, port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {raw_key}"}
+            status, headers = get(f"{base}/api/v1/prompts/{PROMPT}", auth)
+            assert status == 200, status
+            etag = headers["ETag"]
+            assert get(f"{base}/api/v1/prompts/{PROMPT}", {**auth, "If-None-Match": etag})[0] == 304
+            assert get(f"{base}/bench/authed", auth)[0] == 200
+            targets = {
+                "bare": (f"{base}/bench/bare", {}),
+                "authed": (f"{base}/bench/authed", auth),
+                "fetch": (f"{base}/api/v1/prompts/{PROMPT}", auth),
+                "not_modified": (f"{base}/api/v1/prompts/{PROMPT}", {**auth, "If-None-Match": etag}),
+            }
+            for url, target_headers in targets.values():  # warm up every worker and cache
+                run_wrk_short = [wrk, "-t", "1", "-c", str(CONNECTIONS), "-d", "1s", url]
+                for name, value in target_headers.items():
+                    run_wrk_short[1:1] = ["-H", f"{name}: {value}"]
+                subprocess.run(run_wrk_short, capture_output=True, check=True)
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            names = list(targets)
+            for round_number in range(ROUNDS):
+                order = names[round_number % len(names) :] + names[: round_number % len(names)]
+                for name in order:
+                    url, target_headers = targets[name]
+                    results[name].append(run_wrk(wrk, url, target_headers))
+                print(f"  round {round_number + 1}: "
+                      + ", ".join(f"{n} {results[n][-1]['rps']:.0f}/s" for n in names), flush=True)  # fmt: skip
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        # A process with threads to spare (8, as in the test), so four attackers cannot simply take every thread:
+        # what is measured is whether a hostile render stalls the rest of its process.
+        port = free_port()
+        server = start_gunicorn(env, port, threads=8)
+        try:
+            attack_ratios = under_attack(f"http://127.0.0.1:{port}", auth)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
         if "postgres" in env["DATABASE_URL"]:
             unseed(env, slug)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -241,6 +342,9 @@ def main() -> int:
     print(f"fetch_vs_bare: {ratios['fetch_vs_bare']:.2f} (target >= 0.8)")
     print(f"not_modified_vs_fetch: {ratios['not_modified_vs_fetch']:.2f} (target >= 1.2)")
     print(f"auth_overhead: {ratios['auth_overhead']:.2f} (bare / authed throughput; 1.00 = free)")
+    for name, value in attack_ratios.items():
+        print(f"{name}: {value:.2f} (target <= 5)")
+    ratios.update(attack_ratios)
     for name, values in summary.items():
         print(f"{name}_p50_ms: {values['p50']:.2f}  {name}_p99_ms: {values['p99']:.2f}")
     print(json.dumps({"summary": summary, "ratios": ratios}))

@@ -122,7 +122,9 @@ def test_it_creates_a_key_and_fetches_a_prompt_with_it(login_page, live_server, 
     services.label_move(prompt=prompt, label_name="production", version=make_version(prompt), actor="test")
     page = login_page(member("admin", "ada"))
     page.goto("/p/acme/prompts/")
-    page.click("text=API keys")
+    if page.locator(".navbar-toggler").is_visible():  # below 1400 px the navbar folds behind its button
+        page.locator(".navbar-toggler").click()
+    page.click(".navbar >> text=API keys")
     page.fill("#id_name", "my-app")
     page.select_option("#id_scope", "read")
     page.click("button:has-text('Create key')")

@@ -1,4 +1,9 @@
-"""While four hostile renders run at once, /healthz and a prompt fetch on the same web process keep answering fast."""
+"""While four hostile renders run at once, /healthz and a prompt fetch on the same web process keep answering.
+
+Every hostile render is refused with a 400 and every health check and fetch in between answers 200. How fast
+they answer is a speed target, so it lives in the fetch benchmark (bench/fetch.py,
+`healthz_p50_under_attack_vs_quiet` and `fetch_p50_under_attack_vs_quiet`); this test prints its timings only.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,12 @@ from apps.prompts.tests.factories import PromptFactory, make_version
 
 HOSTILE = [
     "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",  # killed at the wall clock
-    "{{ ('a ' * 99000)|wordwrap(1)|length }}",  # one long call in C and Python
+    # Long calls in C and Python, each about 0.25 s on a quiet machine, three in a row: over the 200 ms limit
+    # however fast the machine (one alone finished within the limit on a fast one and answered 200).
+    "{{ ('a ' * 99000)|wordwrap(1)|wordwrap(1)|wordwrap(1)|length }}",
     "{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
 ]
-# The target is 100 ms (see the README's security section for the measured figures); the machine running the
-# tests is shared with other work, so the bound asserted here is generous.
-GENEROUS_SECONDS = 1.0
 
 
 def _post(url: str, key: str, body: dict) -> int:
@@ -96,6 +100,5 @@ def test_healthz_and_a_fetch_answer_while_four_hostile_renders_run(server):
     print(f"under attack: healthz ms: median {statistics.median(health) * 1000:.1f}, max {max(health) * 1000:.1f}; "
           f"fetch ms: median {statistics.median(fetch) * 1000:.1f}, max {max(fetch) * 1000:.1f}; "
           f"{len(statuses)} hostile renders answered {sorted(set(statuses))}")  # fmt: skip
-    assert statuses and set(statuses) <= {400}
-    assert statistics.median(health) < 0.15 and statistics.median(fetch) < 0.15
-    assert max(health) < GENEROUS_SECONDS and max(fetch) < GENEROUS_SECONDS
+    assert statuses and set(statuses) == {400}  # _timed_get asserted that each check and fetch answered 200
+    assert len(health) == len(fetch) == 20

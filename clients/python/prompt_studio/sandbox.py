@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import gc
 import json
 import math
 import os
@@ -96,13 +97,42 @@ class _Budget:
 _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
 
 
+class _GarbageCollectorClock:
+    """Seconds spent in Python's garbage collector, so a render's deadline counts only the render's own time.
+
+    A full collection in a large process (a busy web worker, a long test run) can pause every thread for a
+    few hundred milliseconds; a trivial template that happened to be rendering then would be refused as too
+    slow. Only the in-process deadline uses this clock: a render worker is still killed by the wall clock.
+    """
+
+    def __init__(self) -> None:
+        self.paused = 0.0
+        self.started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.monotonic()
+        elif self.started is not None:
+            self.paused += time.monotonic() - self.started
+            self.started = None
+
+
+_collector = _GarbageCollectorClock()
+gc.callbacks.append(_collector)
+
+
+def _clock() -> float:
+    """time.monotonic() without the time the garbage collector paused the process."""
+    return time.monotonic() - _collector.paused
+
+
 def _time_limit_message(timeout: float) -> str:
     return f"rendering took longer than the time limit ({timeout * 1000:.0f} ms); simplify loops in the template"
 
 
 def _tick() -> None:
     budget = _budget.get()
-    if budget is not None and time.monotonic() > budget.deadline:
+    if budget is not None and _clock() > budget.deadline:
         raise _OutOfTime(_time_limit_message(budget.shown_timeout))
 
 
@@ -723,7 +753,7 @@ def _render_here(
     source: str, values: dict[str, Any], *, where: str, timeout: float, max_chars: int, shown_timeout: float
 ) -> str:
     """Render in this process with the in-process guards; every failure is a TemplateProblem."""
-    budget = _Budget(deadline=time.monotonic() + timeout, max_chars=max_chars, shown_timeout=shown_timeout)
+    budget = _Budget(deadline=_clock() + timeout, max_chars=max_chars, shown_timeout=shown_timeout)
     token = _budget.set(budget)
     try:
         template = _compile(source).template
@@ -805,13 +835,13 @@ def _render_all(
             plain = plain and _compile(source).plain
         except TemplateProblem as exc:
             raise TemplateProblem(exc.message, line=exc.line, variable=exc.variable, where=where) from None
-    started = time.monotonic()
+    started = _clock()
     if plain or not _isolation.enabled:
         quick = _isolation.enabled  # a plain render that runs long here finishes in a worker instead
         try:
             texts = []
             for where, source in sources:
-                remaining = timeout - (time.monotonic() - started)
+                remaining = timeout - (_clock() - started)
                 limit = min(remaining, IN_PROCESS_SECONDS) if quick else remaining
                 texts.append(
                     _render_here(
@@ -820,9 +850,9 @@ def _render_all(
                 )
             return texts
         except _OutOfTime as exc:
-            if not quick or time.monotonic() - started >= timeout:
+            if not quick or _clock() - started >= timeout:
                 raise _OutOfTime(_time_limit_message(timeout), where=exc.where) from None
-    remaining = timeout - (time.monotonic() - started)
+    remaining = timeout - (_clock() - started)
     return _pool().render(sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout)
 
 
@@ -1041,9 +1071,9 @@ def _worker_main() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + request["timeout"]) + 1, hard_cpu))
         try:
             texts = []
-            started = time.monotonic()
+            started = _clock()
             for where, source in request["sources"]:
-                remaining = request["timeout"] - (time.monotonic() - started)
+                remaining = request["timeout"] - (_clock() - started)
                 texts.append(
                     _render_here(
                         source,
