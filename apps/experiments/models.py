@@ -184,3 +184,52 @@ class ProbeRequirement(models.Model):
         if self.kind == ExperimentKind.BIAS:
             return f"label flip rate <= {self.max_rate:.0%} for {self.attribute}"
         return f"injection success <= {self.max_rate:.0%}"
+
+
+class ExplanationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Explanation(models.Model):
+    """Which input moved one output (an experiment's cell or a production generation), run by a worker.
+
+    It keeps what it explains (the prompt version, the inputs, the output and the call's parameters), so
+    the worker needs nothing of where the output came from. `result` holds the occlusion rows and, where
+    the endpoint returns log-probabilities, the words the output's first token was most sensitive to
+    (see apps.experiments.probes.explain).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    cell = models.ForeignKey(Cell, null=True, blank=True, on_delete=models.CASCADE, related_name="explanations")
+    source_key = models.CharField(max_length=100, blank=True, help_text="Another source's key, e.g. span:<id>.")
+    prompt_version = models.ForeignKey("prompts.PromptVersion", on_delete=models.CASCADE, related_name="+")
+    inputs = models.JSONField(default=dict, blank=True)
+    output = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    endpoint = models.ForeignKey("providers.ModelEndpoint", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=ExplanationStatus.choices, default=ExplanationStatus.PENDING)
+    done = models.PositiveIntegerField(default=0, help_text="Model calls made so far.")
+    total = models.PositiveIntegerField(default=0, help_text="Model calls the explanation needs.")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "source_key", "-created_at"], name="explanation_source")]
+
+    def __str__(self) -> str:
+        return f"Explanation {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ExplanationStatus.DONE, ExplanationStatus.FAILED)

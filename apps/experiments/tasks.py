@@ -52,3 +52,11 @@ def _start_sweeper(**_kwargs) -> None:
 @worker_shutdown.connect
 def _stop_sweeper(**_kwargs) -> None:
     _sweeper_stop.set()
+
+
+@shared_task(name="experiments.explain_output", queue="interactive", acks_late=True, ignore_result=True)
+def explain_output(explanation_id: int) -> None:
+    """Occlusion and token sensitivity of one output (one model call per variable and per word)."""
+    from apps.experiments.probes import services as probe_services
+
+    probe_services.explanation_run(explanation_id=explanation_id)

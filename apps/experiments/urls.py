@@ -13,6 +13,7 @@ urlpatterns = [
     path("probes/acceptable-use/", probe_views.acceptable_use_edit, name="acceptable_use"),
     path("<int:experiment_id>/", views.experiment_detail, name="detail"),
     path("<int:experiment_id>/cells/<int:cell_id>/explain/", probe_views.cell_explain, name="cell_explain"),
+    path("explanations/<int:explanation_id>/", probe_views.explanation_part, name="explanation"),
     path("<int:experiment_id>/export.csv", views.experiment_export, name="export"),
     path("<int:experiment_id>/<str:action>/", views.experiment_action, name="action"),
 ]

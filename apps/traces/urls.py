@@ -10,4 +10,5 @@ urlpatterns = [
     path("-/to-dataset/", views.to_dataset, name="to_dataset"),
     path("-/settings/", views.trace_settings, name="settings"),
     path("<str:trace_id>/", views.trace_detail, name="detail"),
+    path("<str:trace_id>/generations/<int:span_id>/explain/", views.generation_explain, name="explain"),
 ]

@@ -141,3 +141,45 @@ def trace_settings(request: HttpRequest) -> HttpResponse:
             return redirect("traces:settings", project_slug=request.project.slug)
     context = {"current": current, "modes": PiiMode.choices, "problem": problem}
     return render(request, "traces/settings.html", context, status=400 if problem else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@project_role_required(Role.VIEWER)
+def generation_explain(request: HttpRequest, trace_id: str, span_id: int) -> HttpResponse:
+    """One production generation explained (occlusion, token sensitivity) on an endpoint of the project.
+
+    The endpoint whose model matches the generation's is preselected.
+    """
+    from apps.experiments.models import Explanation
+    from apps.experiments.probes import explain
+    from apps.experiments.probes.views import explain_page
+    from apps.providers import selectors as provider_selectors
+    from apps.traces.models import Span
+
+    span = (
+        Span.objects.select_related("prompt_version__prompt")
+        .filter(project=request.project, trace_id=trace_id[:64], pk=span_id)
+        .first()
+    )
+    if span is None:
+        raise Http404("No such generation in this trace.")
+    model = span.model.rsplit("/", 1)[-1]
+    endpoints = provider_selectors.endpoint_list(project=request.project, active_only=True)
+    matching = next((e.pk for e in endpoints if model and e.model.rsplit("/", 1)[-1] == model), None)
+    slug = request.project.slug
+    context = {
+        "crumbs": [(reverse("traces:list", args=[slug]), "Traces"),
+                   (reverse("traces:detail", args=[slug, span.trace_id]), f"trace {span.trace_id[:12]}")],
+        "subject_title": f"generation {span.name or span.span_id}",
+        "inputs": span.variables or {},
+        "output": span.output_text,
+    }  # fmt: skip
+    source_key = f"span:{span.pk}"
+    return explain_page(
+        request,
+        subject_for=lambda endpoint: explain.subject_of_span(span, endpoint),
+        latest=Explanation.objects.filter(project=request.project, source_key=source_key),
+        start={"source_key": source_key},
+        context=context,
+        default_endpoint=matching,
+    )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from apps.accounts.models import Project
 from apps.experiments import services
 from apps.experiments.models import Experiment, ExperimentKind
+
+logger = logging.getLogger(__name__)
 
 
 def bias_probe_create(
@@ -84,3 +88,79 @@ def injection_probe_create(
     if start:
         services.experiment_start(experiment=experiment, actor=actor)
     return experiment
+
+
+# --- explanations --------------------------------------------------------------------------------
+
+
+def explanation_start(*, project: Project, actor, subject, cell=None, source_key: str = ""):
+    """Record an explanation of `subject` (explain.subject_of_cell / subject_of_span) and hand it to a worker.
+
+    Raises ExplainError when it cannot be explained (say why), Forbidden below editor.
+    """
+    from django.db import transaction
+
+    from apps.accounts.models import Role
+    from apps.accounts.permissions import require_role
+    from apps.experiments.models import Explanation
+    from apps.experiments.probes import explain
+
+    require_role(project_id=project.pk, actor=actor, role=Role.EDITOR, what="Explaining an output")
+    if subject.endpoint is None or subject.endpoint.project_id != project.pk:
+        raise explain.ExplainError("Choose one of this project's model endpoints to re-run the prompt on.")
+    if subject.version.prompt.project_id != project.pk or (
+        cell is not None and cell.experiment.project_id != project.pk
+    ):
+        raise explain.ExplainError("That output is not in this project.")
+    explanation = Explanation.objects.create(
+        project=project,
+        cell=cell,
+        source_key=source_key,
+        prompt_version=subject.version,
+        inputs=subject.inputs,
+        output=subject.output,
+        params=subject.params,
+        endpoint=subject.endpoint,
+        total=explain.calls_needed(subject),
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    explanation_id = explanation.pk
+    transaction.on_commit(lambda: _enqueue_explanation(explanation_id))
+    return explanation
+
+
+def _enqueue_explanation(explanation_id: int) -> None:
+    from apps.experiments.tasks import explain_output
+
+    explain_output.apply_async(args=[explanation_id], queue="interactive")
+
+
+def explanation_run(*, explanation_id: int) -> None:
+    """Run a pending explanation, writing its progress after each model call (a second run does nothing)."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    from apps.experiments.models import Explanation, ExplanationStatus
+    from apps.experiments.probes import explain
+
+    claimed = Explanation.objects.filter(pk=explanation_id, status=ExplanationStatus.PENDING).update(
+        status=ExplanationStatus.RUNNING
+    )
+    if not claimed:
+        return
+    explanation = Explanation.objects.select_related("endpoint", "prompt_version").get(pk=explanation_id)
+
+    def tick() -> None:
+        Explanation.objects.filter(pk=explanation_id).update(done=F("done") + 1)
+
+    try:
+        result = explain.explain(explain.subject_of_explanation(explanation), tick)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong is shown on the page, not lost in a log
+        logger.exception("Explanation %s failed", explanation_id)
+        Explanation.objects.filter(pk=explanation_id).update(
+            status=ExplanationStatus.FAILED, error=str(getattr(exc, "message", exc))[:500], finished_at=timezone.now()
+        )
+        return
+    Explanation.objects.filter(pk=explanation_id).update(
+        status=ExplanationStatus.DONE, result=result, done=F("total"), finished_at=timezone.now()
+    )

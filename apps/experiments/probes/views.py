@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -141,14 +142,57 @@ def probe_requirement_add(request: HttpRequest) -> HttpResponse:
     return redirect("experiments:probe_new", request.project.slug)
 
 
+def explain_page(
+    request: HttpRequest,
+    *,
+    subject_for: Callable[[Any], Any],
+    latest: Any,
+    start: dict[str, Any],
+    context: dict[str, Any],
+    default_endpoint: int | None,
+) -> HttpResponse:
+    """GET shows the latest explanation of one output; POST starts a new one.
+
+    `subject_for(endpoint)` builds what is explained (explain.subject_of_cell / subject_of_span, raising
+    ExplainError with the reason); `latest` is the queryset of its explanations; `start` the extra
+    arguments of explanation_start (cell= or source_key=). Used for experiment cells and, by traces, for
+    production generations.
+    """
+    from apps.experiments.probes import explain
+    from apps.experiments.probes import services as probe_services
+    from apps.providers import selectors as provider_selectors
+
+    endpoints = list(provider_selectors.endpoint_list(project=request.project, active_only=True))
+    context.update({"endpoints": endpoints, "default_endpoint": default_endpoint, "problem": "",
+                    "max_words": explain.SENSITIVITY_WORDS})  # fmt: skip
+    status = 200
+    if request.method == "POST":
+        require_role(project_id=request.project.pk, actor=request.user, role=Role.EDITOR, what="Explaining an output")
+        chosen = next((e for e in endpoints if str(e.pk) == request.POST.get("endpoint", "")), None)
+        try:
+            subject = subject_for(chosen)
+            probe_services.explanation_start(project=request.project, actor=request.user, subject=subject, **start)
+        except explain.ExplainError as exc:
+            context["problem"] = str(exc)
+            status = 400
+        else:
+            return redirect(request.path)
+    context["explanation"] = latest.select_related("endpoint", "created_by").first()
+    return render(request, "experiments/explain.html", context, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 @project_role_required(Role.VIEWER)
 def cell_explain(request: HttpRequest, experiment_id: int, cell_id: int) -> HttpResponse:
-    """One output explained by occlusion (POST runs it: one model call per variable, plus one unchanged)."""
+    """One experiment output explained: occlusion and token sensitivity, run by a worker."""
+    from dataclasses import replace
+
     from django.http import Http404
+    from django.urls import reverse
 
     from apps.experiments import selectors
-    from apps.experiments.models import Cell, CellStatus
+    from apps.experiments.models import Cell, Explanation
+    from apps.experiments.probes import explain
 
     experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
     cell = (
@@ -158,17 +202,38 @@ def cell_explain(request: HttpRequest, experiment_id: int, cell_id: int) -> Http
     )
     if cell is None:
         raise Http404("No such result in this experiment.")
-    context: dict[str, Any] = {"experiment": experiment, "cell": cell, "results": None, "problem": ""}
-    if request.method == "POST":
-        require_role(project_id=request.project.pk, actor=request.user, role=Role.EDITOR, what="Explaining an output")
-        if cell.status != CellStatus.DONE:
-            context["problem"] = "Only a finished output can be explained."
-            return render(request, "experiments/cell_explain.html", context, status=400)
-        from apps.experiments.probes.explain import occlusion
+    slug = request.project.slug
+    context: dict[str, Any] = {
+        "crumbs": [(reverse("experiments:list", args=[slug]), "Experiments"),
+                   (reverse("experiments:detail", args=[slug, experiment.pk]), experiment.name)],
+        "subject_title": f"row {cell.position + 1}, variant {cell.variant.name}",
+        "inputs": cell.item.input or {},
+        "output": cell.output,
+    }  # fmt: skip
+    return explain_page(
+        request,
+        subject_for=lambda endpoint: replace(explain.subject_of_cell(cell), endpoint=endpoint),
+        latest=Explanation.objects.filter(cell=cell),
+        start={"cell": cell},
+        context=context,
+        default_endpoint=cell.variant.endpoint_id,
+    )
 
-        results = occlusion(cell)
-        context.update({"baseline": results[0], "results": results[1:]})
-    return render(request, "experiments/cell_explain.html", context)
+
+@project_role_required(Role.VIEWER)
+def explanation_part(request: HttpRequest, explanation_id: int) -> HttpResponse:
+    """The explanation's section alone: the page polls it while a worker runs it."""
+    from django.shortcuts import get_object_or_404
+
+    from apps.experiments.models import Explanation
+
+    explanation = get_object_or_404(
+        Explanation.objects.select_related("endpoint", "created_by"), project=request.project, pk=explanation_id
+    )
+    from apps.experiments.probes import explain
+
+    return render(request, "experiments/_explanation.html", {"explanation": explanation,
+                                                              "max_words": explain.SENSITIVITY_WORDS})  # fmt: skip
 
 
 @require_POST

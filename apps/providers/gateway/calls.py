@@ -96,6 +96,35 @@ class Completion:
     model: str
     request: dict[str, Any]
     total_ms: int = 0
+    # Per output token, when the call asked for them (`logprobs`) and the endpoint returned them:
+    # [{"token": str, "logprob": float, "top": [[token, logprob], ...]}], else None.
+    logprobs: list[dict[str, Any]] | None = None
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def _logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """The choice's token log-probabilities in one shape, from chat's `logprobs.content` or completion's lists."""
+    raw = _field(choice, "logprobs")
+    if not raw:
+        return None
+    tokens: list[dict[str, Any]] = []
+    content = _field(raw, "content")
+    if content:  # chat: [{token, logprob, top_logprobs: [{token, logprob}]}]
+        for item in content:
+            top = [[_field(t, "token"), float(_field(t, "logprob"))] for t in (_field(item, "top_logprobs") or [])]
+            tokens.append({"token": _field(item, "token"), "logprob": float(_field(item, "logprob")), "top": top})
+        return tokens
+    names, values = _field(raw, "tokens"), _field(raw, "token_logprobs")
+    if names and values:  # text completion: parallel lists, top_logprobs as [{token: logprob}]
+        tops = _field(raw, "top_logprobs") or [None] * len(names)
+        for name, value, top in zip(names, values, tops, strict=False):
+            pairs = sorted(((k, float(v)) for k, v in (top or {}).items()), key=lambda kv: -kv[1])
+            tokens.append({"token": name, "logprob": float(value), "top": [list(p) for p in pairs]})
+        return tokens
+    return None
 
 
 @dataclass
@@ -270,6 +299,7 @@ def _parse(target: Target, how: str, response: Any, request: dict, attempts: int
         model=model,
         request=request,
         total_ms=int(total * 1000),
+        logprobs=_logprobs(choice) if request.get("logprobs") else None,
     )
 
 

@@ -17,6 +17,12 @@ Model names choose the output:
 - `coin`: `APPROVED` or `DENIED` by a hash of the message: independent of any attribute, so an
   unbiased model whose answers still vary
 
+Log-probabilities, when a request asks for them (chat: `logprobs: true` and
+`top_logprobs`; completions: `logprobs: N`), come one per output word: for
+`biased` the decision has probability 0.9 and the other decision 0.1, so
+removing the word that moved it moves the decision's probability; for the
+other models each word gets a fixed probability from a hash of it.
+
 Tokens are counted as whitespace-separated words (a chat message costs its
 words plus one). `max_tokens` cuts the output (finish reason `length`);
 `stop` sequences are honoured.
@@ -107,6 +113,41 @@ def transform(model: str, text: str) -> str:
     if name == "coin":
         return "APPROVED" if hashlib.sha256(text.encode()).digest()[0] % 2 else "DENIED"
     return text
+
+
+def token_logprobs(model: str, output: str, top: int) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """(word, logprob, [(alternative, logprob), ...]) per output word: simulated, deterministic."""
+    name = model.rsplit("/", 1)[-1].lower()
+    tokens = []
+    for word in WORD.findall(output):
+        if name == "biased" and word in ("APPROVED", "DENIED"):
+            other = "APPROVED" if word == "DENIED" else "DENIED"
+            alternatives = [(word, math.log(0.9)), (other, math.log(0.1))]
+        else:
+            p = 0.5 + (hashlib.blake2b(word.encode(), digest_size=1).digest()[0] / 255) * 0.45
+            alternatives = [
+                (word, math.log(p)),
+                (word.lower() if word != word.lower() else word.upper(), math.log(1 - p)),
+            ]
+        tokens.append((word, alternatives[0][1], alternatives[: max(0, top)]))
+    return tokens
+
+
+def _chat_logprobs(body: dict, model: str, output: str) -> dict | None:
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+    return {"content": [{"token": w, "logprob": lp, "bytes": None,
+                         "top_logprobs": [{"token": t, "logprob": v, "bytes": None} for t, v in alternatives]}
+                        for w, lp, alternatives in token_logprobs(model, output, top)]}  # fmt: skip
+
+
+def _completion_logprobs(body: dict, model: str, output: str) -> dict | None:
+    if not body.get("logprobs"):
+        return None
+    tokens = token_logprobs(model, output, int(body["logprobs"]))
+    return {"tokens": [w for w, _, _ in tokens], "token_logprobs": [lp for _, lp, _ in tokens],
+            "top_logprobs": [dict(alternatives) for _, _, alternatives in tokens], "text_offset": []}  # fmt: skip
 
 
 def embed(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
@@ -392,7 +433,14 @@ class ModelServer:
                 "created": int(time.time()),
                 "model": model,
                 "system_fingerprint": "simulated",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": output}, "finish_reason": finish}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": output},
+                        "finish_reason": finish,
+                        "logprobs": _chat_logprobs(body, model, output),
+                    }
+                ],
                 "usage": usage,
             },
             headers={"x-request-id": request_id},
@@ -492,7 +540,14 @@ class ModelServer:
                 "object": "text_completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "text": output, "finish_reason": finish, "logprobs": None}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": output,
+                        "finish_reason": finish,
+                        "logprobs": _completion_logprobs(body, model, output),
+                    }
+                ],
                 "usage": usage,
             },
             headers={"x-request-id": request_id},

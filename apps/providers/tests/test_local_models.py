@@ -291,11 +291,20 @@ def test_it_answers_one_chat_request_from_the_local_model(settings):
             params={"max_tokens": 16, "temperature": 0},
         )
         seconds = time.monotonic() - started
+        # Token log-probabilities, which the explanation of an output uses: one token and its alternatives.
+        scored = gateway.generate(
+            target,
+            messages=[{"role": "user", "content": "Is Paris in France? Answer yes or no."}],
+            params={"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 5},
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)
     assert "paris" in result.output.lower()
     assert result.tokens_in > 0 and result.tokens_out > 0
+    (first,) = scored.logprobs
+    assert first["token"] == scored.output and first["logprob"] <= 0 and len(first["top"]) == 5
+    assert first["top"][0][0] == first["token"] and "yes" in first["token"].lower()
     print(f"local model: {result.tokens_out} tokens in {seconds:.2f} s = {result.tokens_out / seconds:.1f} tokens/s")
 
 
