@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -375,3 +376,30 @@ def endpoint_ids_by_name(*, project: Project) -> dict[str, int]:
     from apps.providers import selectors as provider_selectors
 
     return {e.name: e.pk for e in provider_selectors.endpoint_list(project=project)}
+
+
+def evaluator_descriptions(*, experiment: Experiment) -> list[dict[str, Any]]:
+    """Each evaluator of the experiment in words for its page: kind, model endpoint, rubric, judge prompt."""
+    from apps.prompts.models import PromptVersion
+
+    configs = list(experiment.evaluators.order_by("pk"))
+    version_ids = {c.params.get("judge_prompt_version_id") for c in configs} - {None}
+    versions = {v.pk: v for v in PromptVersion.objects.filter(pk__in=version_ids).select_related("prompt")}
+    rows = []
+    for config in configs:
+        kind = evaluators.KINDS.get(config.kind)
+        judge_prompt = versions.get(config.params.get("judge_prompt_version_id"))
+        rows.append(
+            {
+                "name": config.name,
+                "kind": kind.title if kind else config.kind,
+                "endpoint": config.params.get("endpoint", ""),
+                "rubric": config.params.get("rubric", ""),
+                "rubric_title": rubrics.RUBRICS[config.params["rubric_key"]].title
+                if config.params.get("rubric_key") in rubrics.RUBRICS
+                else "",
+                "judge_prompt": judge_prompt,
+                "params": json.dumps(config.params, ensure_ascii=False, sort_keys=True),
+            }
+        )
+    return rows

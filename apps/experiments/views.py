@@ -166,6 +166,7 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
             "only": only,
             "evaluator_list": list(experiment.evaluators.all()),
             "score_notes": score_notes.for_experiment(experiment=experiment),
+            "evaluator_descriptions": selectors.evaluator_descriptions(experiment=experiment),
             "experiment_links": experiment_links.for_experiment(membership=request.membership, experiment=experiment),
         }
     )

@@ -63,6 +63,10 @@ def test_an_llm_judge_from_the_rubric_library_is_tried_on_rows_and_saved_without
 
     page.get_by_role("button", name="Save and estimate").click()
     page.get_by_text("Experiment saved as a draft").wait_for()
+    described = page.locator("#evaluators tbody tr").first.inner_text()
+    assert "LLM as judge" in described and "endpoint Strict judge" in described
+    assert "rubric: Correctness against the expected answer" in described
+    page.locator("#evaluators").get_by_role("link", name="llm-judge v1").wait_for()
     evaluator = Experiment.objects.get(name="capitals judged").evaluators.get()
     judge_prompt = Prompt.objects.get(project=project, name="llm-judge")
     assert evaluator.kind == "llm_judge" and evaluator.name == "correctness"

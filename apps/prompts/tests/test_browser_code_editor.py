@@ -52,13 +52,12 @@ def test_autocomplete_offers_a_declared_variable_and_an_allowed_filter(page, log
     editor.click()
     page.keyboard.press("Control+End")
     page.keyboard.type("\nDear {{ cus")
-    option = page.locator(".cm-tooltip-autocomplete li", has_text="customer")
-    option.wait_for()
-    page.keyboard.press("Enter")
+    # Picked with the mouse: Enter within CodeMirror's interaction delay of the list opening would be a newline.
+    page.locator(".cm-tooltip-autocomplete li", has_text="customer").click()
     page.keyboard.type(" | upp")
-    page.locator(".cm-tooltip-autocomplete li", has_text="upper").wait_for()
-    page.keyboard.press("Enter")
+    page.locator(".cm-tooltip-autocomplete li", has_text="upper").click()
     page.keyboard.type(" }}")
+    page.locator("#text-section .cm-line", has_text="Dear {{ customer | upper }}").wait_for()
     page.locator("#rendered", has_text="Dear ANN").wait_for()
     assert page.input_value("#id_template").endswith("Dear {{ customer | upper }}")
 
@@ -83,6 +82,25 @@ def test_chat_messages_get_the_same_editor_and_marker(page, login_page, member, 
     page.locator("#messages-list .cm-lintRange-error").wait_for()
     page.get_by_role("button", name="Add message").click()
     assert page.locator("#messages-list .cm-content").count() == 3
+
+
+def test_a_new_prompt_switched_to_chat_gets_an_editor_per_message(page, login_page, member, project):
+    PromptFactory(project=project, name="fresh")
+    login_page(member("editor", "eddie"))
+    page.goto("/p/acme/prompts/fresh/edit/")
+    page.wait_for_load_state()
+    page.locator("#text-section .cm-content").wait_for()
+    page.get_by_label("Chat messages").check()
+    editors = page.locator("#messages-list .cm-content")
+    editors.nth(1).wait_for()  # made while their section was hidden, they draw once shown
+    editors.nth(0).click()
+    page.keyboard.type("Be brief.")
+    editors.nth(1).click()
+    page.keyboard.type("Answer {{ question }}")
+    page.locator("#messages-list .cm-line", has_text="Answer {{ question }}").wait_for()
+    assert page.input_value("#id_msg-0-content") == "Be brief."
+    assert page.input_value("#id_msg-1-content") == "Answer {{ question }}"
+    page.locator("#var-question").wait_for()  # the variables table follows the messages
 
 
 def test_with_javascript_off_the_plain_textarea_still_saves(browser_instance, live_server, member, project):
