@@ -21,7 +21,11 @@ def _open_editor(page, login_page, user, name):
 
 def test_the_error_marker_sits_on_the_line_that_fails_while_typing(page, login_page, member, project):
     make_version(PromptFactory(project=project, name="greeter"), "Hello {{ customer }}!", samples={"customer": "Ann"})
+    console = []
+    page.on("console", lambda message: console.append(message.text))
     editor = _open_editor(page, login_page, member("editor", "eddie"), "greeter")
+    # CodeMirror's styles arrive as a constructed style sheet, which the Content-Security-Policy allows.
+    assert page.locator("#text-section .cm-gutters").evaluate("e => getComputedStyle(e).display") == "flex"
     assert page.locator("#text-section .cm-editor").count() == 1
     assert page.locator("#id_template").get_attribute("aria-hidden") == "true"  # read once, by the editor
 
@@ -44,6 +48,7 @@ def test_the_error_marker_sits_on_the_line_that_fails_while_typing(page, login_p
     page.locator("#text-section .cm-line", has_text="customer | upper").wait_for()
     page.locator("#rendered", has_text="third ANN line").wait_for()
     page.locator("#text-section .cm-lintRange-error").wait_for(state="detached")
+    assert not [text for text in console if "Content Security Policy" in text]
 
 
 def test_autocomplete_offers_a_declared_variable_and_an_allowed_filter(page, login_page, member, project):
