@@ -87,7 +87,6 @@ EVALUATOR_GROUPS: list[tuple[tuple[str, ...], tuple[str, ...], str]] = [
     (("llm_judge",), ("rubric_preset", "rubric", "judge_prompt", "scale_min", "scale_max", "pass_at"),
      "A model grades each output with the rubric on a scale; the score is scaled to 0..1."),
 ]  # fmt: skip
-_GROUP_FIELDS = {name for _, names, _ in EVALUATOR_GROUPS for name in names}
 
 
 def _nonblank(value: Any) -> bool:
