@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format bench install clean-data browser
+.PHONY: run test lint format bench install clean-data browser editor-assets
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,8 @@ bench: $(STAMP)
 
 clean-data:
 	rm -rf data
+
+# The prompt editor's CodeMirror bundle (committed, so `make run` needs no npm): rebuild after changing
+# static/src/editor/entry.js or its package.json. Needs node and the npm registry.
+editor-assets:
+	cd static/src/editor && npm ci --no-audit --no-fund && npm run build

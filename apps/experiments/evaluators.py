@@ -240,8 +240,13 @@ async def similarity(
     output: str, expected: Any, params: dict, *, embed: Callable[[list[str]], Awaitable[list[list[float]]]]
 ) -> Score:
     want = _require_expected(expected)
-    threshold = float(params.get("threshold", 0.8))
     vectors = await embed([output[:MAX_SCORED_CHARS], want[:MAX_SCORED_CHARS]])
+    return similarity_of(vectors, params)
+
+
+def similarity_of(vectors: list[list[float]], params: dict) -> Score:
+    """The similarity score of the output's and the expected output's embeddings (in that order)."""
+    threshold = float(params.get("threshold", 0.8))
     if len(vectors) != 2:
         raise EvaluatorError("the embedding model returned the wrong number of vectors")
     value = max(0.0, min(1.0, cosine(vectors[0], vectors[1])))

@@ -39,7 +39,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.experiments import evaluators, services
+from apps.experiments import evaluators, rubrics, selectors, services
 from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experiment, ExperimentStatus, Score
 from apps.prompts import sandbox
 from apps.prompts.content import content_of, render_content
@@ -156,7 +156,9 @@ def _prepare(cells: list[Cell], token: str, targets: dict, contents: dict) -> li
     return jobs
 
 
-async def _model_score(config: EvaluatorConfig, output: str, job: Job, judges: dict[int, Any]):
+async def _model_score(
+    config: EvaluatorConfig, output: str, job: Job, judges: dict[int, Any], judge_prompts: dict[int, Any] | None = None
+):
     target = judges.get(config.params.get("endpoint_id"))
     if target is None:
         raise evaluators.EvaluatorError("the evaluator's model endpoint is missing")
@@ -166,19 +168,34 @@ async def _model_score(config: EvaluatorConfig, output: str, job: Job, judges: d
             return (await gateway.aembed(target, texts)).vectors
 
         return await evaluators.similarity(output, job.expected, config.params, embed=embed)
-    messages = evaluators.judge_messages(output, job.expected, job.item_input, config.params)
+    version_id = config.params.get("judge_prompt_version_id")
+    if version_id:
+        content = (judge_prompts or {}).get(version_id)
+        if content is None:
+            raise evaluators.EvaluatorError("the judge prompt version is missing")
+        messages = rubrics.judge_prompt_messages(
+            content, output=output, expected=job.expected, item_input=job.item_input, params=config.params
+        )
+    else:  # an evaluator made before judge prompts were studio prompts, or through the API without one
+        messages = evaluators.judge_messages(output, job.expected, job.item_input, config.params)
     answer = await gateway.achat(target, messages, params={"temperature": 0, "max_tokens": 200})
     return evaluators.parse_judgement(answer.output, config.params)
 
 
-async def _score_all(output: str, job: Job, configs: list[EvaluatorConfig], judges: dict[int, Any]):
+async def _score_all(
+    output: str,
+    job: Job,
+    configs: list[EvaluatorConfig],
+    judges: dict[int, Any],
+    judge_prompts: dict[int, Any] | None = None,
+):
     scores = []
     for config in configs:
         try:
             if config.kind in evaluators.PURE:
                 score = evaluators.evaluate_pure(config.kind, output, job.expected, config.params)
             else:
-                score = await _model_score(config, output, job, judges)
+                score = await _model_score(config, output, job, judges, judge_prompts)
             scores.append((config.pk, score, ""))
         except evaluators.EvaluatorError as exc:
             scores.append((config.pk, None, str(exc)))
@@ -223,7 +240,7 @@ def _calls_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger: Ledger):
+async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger: Ledger, judge_prompts=None):
     """Call each job (the gateway waits for its slot) and put exactly one Outcome per job on `results`."""
 
     async def one(job: Job) -> None:
@@ -243,7 +260,7 @@ async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger
             except gateway.GatewayError as exc:
                 outcome.error = exc
             if outcome.completion is not None and configs:
-                outcome.scores = await _score_all(outcome.completion.output, job, configs, judges)
+                outcome.scores = await _score_all(outcome.completion.output, job, configs, judges, judge_prompts)
         except Exception as exc:  # a bug must fail the cell with its message, not the whole puller
             outcome.error = gateway.GatewayError("provider_error", f"{type(exc).__name__}: {exc}", retryable=False)
         finally:
@@ -345,6 +362,7 @@ class Puller:
         from apps.providers.models import ModelEndpoint
 
         self.judges = {e.pk: gateway.Target.from_endpoint(e) for e in ModelEndpoint.objects.filter(pk__in=judge_ids)}
+        self.judge_prompts = selectors.judge_prompt_contents(configs=self.configs)
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.stop = threading.Event()
         self.spent = services.spent_so_far(experiment.pk) if experiment.budget is not None else Decimal(0)
@@ -372,7 +390,9 @@ class Puller:
         if jobs:
             self.called += len(jobs)
             self.in_flight += len(jobs)
-            coroutine = _run_jobs(jobs, self.configs, self.judges, self.results, self.stopped, self.ledger)
+            coroutine = _run_jobs(
+                jobs, self.configs, self.judges, self.results, self.stopped, self.ledger, self.judge_prompts
+            )
             self.calls.append(asyncio.run_coroutine_threadsafe(coroutine, _calls_loop()))
         return len(cells)
 

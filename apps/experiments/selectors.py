@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Project
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import evaluators
+from apps.experiments import evaluators, rubrics
 from apps.experiments.models import Cell, CellStatus, EvaluatorConfig, Experiment, Score, Variant
 from apps.prompts import sandbox
 from apps.prompts.content import content_of
@@ -349,3 +350,56 @@ def experiment_estimate(*, experiment: Experiment, sample_rows: int = 50) -> Est
 
 def evaluator_kinds() -> list[evaluators.Kind]:
     return list(evaluators.KINDS.values())
+
+
+def judge_prompt_choices(*, project: Project) -> list[tuple[int, str]]:
+    """Every version of the project's judge prompts (tag: judge), newest first, as (version id, title)."""
+    from apps.prompts.models import PromptVersion
+
+    versions = (
+        PromptVersion.objects.filter(prompt__project=project, prompt__tags__name=rubrics.JUDGE_PROMPT_TAG)
+        .select_related("prompt")
+        .order_by("prompt__name", "-number")
+    )
+    return [(v.pk, f"{v.prompt.name} v{v.number}") for v in versions]
+
+
+def judge_prompt_contents(*, configs: list[EvaluatorConfig]) -> dict[int, Any]:
+    """The content of each judge prompt version the evaluators pin, by version id (for the runner)."""
+    from apps.prompts.models import PromptVersion
+
+    ids = {c.params.get("judge_prompt_version_id") for c in configs if c.kind == "llm_judge"} - {None}
+    return {v.pk: content_of(v) for v in PromptVersion.objects.filter(pk__in=ids)}
+
+
+def endpoint_ids_by_name(*, project: Project) -> dict[str, int]:
+    from apps.providers import selectors as provider_selectors
+
+    return {e.name: e.pk for e in provider_selectors.endpoint_list(project=project)}
+
+
+def evaluator_descriptions(*, experiment: Experiment) -> list[dict[str, Any]]:
+    """Each evaluator of the experiment in words for its page: kind, model endpoint, rubric, judge prompt."""
+    from apps.prompts.models import PromptVersion
+
+    configs = list(experiment.evaluators.order_by("pk"))
+    version_ids = {c.params.get("judge_prompt_version_id") for c in configs} - {None}
+    versions = {v.pk: v for v in PromptVersion.objects.filter(pk__in=version_ids).select_related("prompt")}
+    rows = []
+    for config in configs:
+        kind = evaluators.KINDS.get(config.kind)
+        judge_prompt = versions.get(config.params.get("judge_prompt_version_id"))
+        rows.append(
+            {
+                "name": config.name,
+                "kind": kind.title if kind else config.kind,
+                "endpoint": config.params.get("endpoint", ""),
+                "rubric": config.params.get("rubric", ""),
+                "rubric_title": rubrics.RUBRICS[config.params["rubric_key"]].title
+                if config.params.get("rubric_key") in rubrics.RUBRICS
+                else "",
+                "judge_prompt": judge_prompt,
+                "params": json.dumps(config.params, ensure_ascii=False, sort_keys=True),
+            }
+        )
+    return rows

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.accounts.models import Project
 from apps.audit.services import actor_user, audit_record
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import evaluators, selectors
+from apps.experiments import evaluators, rubrics, selectors
 from apps.experiments.models import (
     Cell,
     CellStatus,
@@ -76,6 +76,53 @@ def _check_specs(project: Project, dataset_version, variants: list[VariantSpec],
 
             if not ModelEndpoint.objects.filter(pk=endpoint_id, project=project).exists():
                 raise ExperimentError(f"Evaluator {spec.name}: choose a model endpoint of this project.")
+        if spec.kind == "llm_judge" and (spec.params or {}).get("judge_prompt_version_id") is not None:
+            _check_judge_prompt(project, spec)
+
+
+def _check_judge_prompt(project: Project, spec: EvaluatorSpec) -> None:
+    from apps.prompts.models import PromptVersion
+
+    version = PromptVersion.objects.filter(pk=spec.params["judge_prompt_version_id"], prompt__project=project).first()
+    if version is None:
+        raise ExperimentError(f"Evaluator {spec.name}: choose a judge prompt of this project.")
+    unknown = sorted({v["name"] for v in version.variables} - set(rubrics.JUDGE_VARIABLES))
+    if unknown:
+        raise ExperimentError(
+            f"Evaluator {spec.name}: the judge prompt {version.prompt.name} v{version.number} uses "
+            f"{', '.join(unknown)}; a judge prompt may use only {', '.join(rubrics.JUDGE_VARIABLES)}."
+        )
+
+
+def judge_prompt_ensure(*, project: Project, actor) -> Any:
+    """The newest version of the project's default judge prompt (llm-judge), made from the built-in one the
+    first time. It is an ordinary studio prompt: people edit it, and each experiment pins a version."""
+    from apps.prompts import services as prompt_services
+    from apps.prompts.content import build_content
+    from apps.prompts.models import Prompt
+
+    prompt = Prompt.objects.filter(project=project, name=rubrics.JUDGE_PROMPT_NAME).first()
+    if prompt is None:
+        try:
+            prompt = prompt_services.prompt_create(
+                project=project,
+                name=rubrics.JUDGE_PROMPT_NAME,
+                description="The LLM judge's prompt, used by experiments' LLM-as-judge evaluators.",
+                tags=[rubrics.JUDGE_PROMPT_TAG],
+                actor=actor,
+            )
+        except prompt_services.PromptError:  # made meanwhile by another request
+            prompt = Prompt.objects.get(project=project, name=rubrics.JUDGE_PROMPT_NAME)
+    newest = prompt.versions.order_by("-number").first()
+    if newest is not None:
+        return newest
+    content = build_content(kind="chat", messages=rubrics.JUDGE_MESSAGES, variable_specs=rubrics.JUDGE_VARIABLE_SPECS)
+    try:
+        return prompt_services.prompt_version_create(
+            prompt=prompt, content=content, parent_number=None, message="The built-in judge prompt", actor=actor
+        )
+    except prompt_services.StaleParent:
+        return prompt.versions.order_by("-number").first()
 
 
 @transaction.atomic
@@ -373,8 +420,13 @@ def experiment_sweep() -> dict[str, int]:
     return {"freed": freed, "requeued": sum(len(ids) for ids in by_experiment.values())}
 
 
-def specs_from_forms(*, project: Project, form: dict, variants: list[dict], evaluator_rows: list[dict]) -> dict:
-    """Turn the builder's cleaned form data into experiment_create's arguments, scoped to the project."""
+def specs_from_forms(
+    *, project: Project, form: dict, variants: list[dict], evaluator_rows: list[dict], actor=None
+) -> dict:
+    """Turn the builder's cleaned form data into experiment_create's arguments, scoped to the project.
+
+    An LLM judge left on the default judge prompt gets the newest version of llm-judge (made on first use).
+    """
     from apps.datasets.models import DatasetVersion
     from apps.prompts.models import PromptVersion
     from apps.providers.models import ModelEndpoint
@@ -399,6 +451,10 @@ def specs_from_forms(*, project: Project, form: dict, variants: list[dict], eval
         EvaluatorSpec(row.get("name") or evaluators.KINDS[row["kind"]].title, row["kind"], row.get("params") or {})
         for row in evaluator_rows
     ]
+    for spec in evaluator_specs:
+        if spec.kind == "llm_judge" and not spec.params.get("judge_prompt_version_id") and actor is not None:
+            default = judge_prompt_ensure(project=project, actor=actor)
+            spec.params = {**spec.params, "judge_prompt_version_id": default.pk}
     return {
         "name": form["name"],
         "description": form.get("description", ""),

@@ -12,7 +12,7 @@ from apps.accounts.permissions import project_role_required
 from apps.core import heartbeats
 from apps.core.spreadsheet import csv_download
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import charts, experiment_links, selectors, services
+from apps.experiments import charts, experiment_links, rubrics, score_notes, selectors, services, trial
 from apps.experiments.forms import EvaluatorFormSet, ExperimentForm, VariantFormSet
 from apps.experiments.models import ExperimentKind, ExperimentStatus
 from apps.experiments.probes import views as probe_views
@@ -62,11 +62,30 @@ def _choices(project) -> dict[str, Any]:
 def experiment_create(request: HttpRequest) -> HttpResponse:
     choices = _choices(request.project)
     variant_kwargs = {"prompt_versions": choices["prompt_versions"], "endpoints": choices["endpoints"]}
+    evaluator_kwargs = {
+        "endpoints": selectors.endpoint_ids_by_name(project=request.project),
+        "judge_prompts": selectors.judge_prompt_choices(project=request.project),
+    }
     data = request.POST or None
     form = ExperimentForm(data, dataset_versions=choices["dataset_versions"])
     initial_variants = _initial_variants(request, choices["prompt_versions"]) if data is None else None
     variant_formset = VariantFormSet(data, prefix="variant", form_kwargs=variant_kwargs, initial=initial_variants)
-    evaluator_formset = EvaluatorFormSet(data, prefix="evaluator", initial=[{}] if data is None else None)
+    evaluator_formset = EvaluatorFormSet(
+        data, prefix="evaluator", form_kwargs=evaluator_kwargs, initial=[{}] if data is None else None
+    )
+    context = {
+        "form": form,
+        "variant_formset": variant_formset,
+        "evaluator_formset": evaluator_formset,
+        "evaluator_kinds": selectors.evaluator_kinds(),
+        "rubric_library": rubrics.rubric_library(),
+        **choices,
+    }
+    if request.method == "POST" and "try_row" in request.POST:
+        context.update(_try_evaluator(request, variant_formset, evaluator_formset))
+        if request.htmx:
+            return render(request, "experiments/experiment_create.html#try", context)
+        return render(request, "experiments/experiment_create.html", context)
     if request.method == "POST" and form.is_valid() and variant_formset.is_valid() and evaluator_formset.is_valid():
         try:
             experiment = services.experiment_create(
@@ -81,6 +100,7 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
                         for f in evaluator_formset.forms
                         if f.cleaned_data.get("kind") and not f.cleaned_data.get("DELETE")
                     ],
+                    actor=request.user,
                 ),
             )
         except services.ExperimentError as exc:
@@ -88,14 +108,37 @@ def experiment_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Experiment saved as a draft. Check the estimate, then start it.")
             return redirect("experiments:detail", project_slug=request.project.slug, experiment_id=experiment.pk)
-    context = {
-        "form": form,
-        "variant_formset": variant_formset,
-        "evaluator_formset": evaluator_formset,
-        "evaluator_kinds": selectors.evaluator_kinds(),
-        **choices,
-    }
     return render(request, "experiments/experiment_create.html", context)
+
+
+def _try_evaluator(request: HttpRequest, variant_formset, evaluator_formset) -> dict[str, Any]:
+    """Try one evaluator row (try_row) of the builder on the first rows, with the first variant."""
+    try:
+        index = int(request.POST["try_row"])
+        evaluator_form = evaluator_formset.forms[index]
+    except (ValueError, IndexError):
+        return {"try_error": "That evaluator row is gone.", "try_prefix": "evaluator-x"}
+    context: dict[str, Any] = {"try_prefix": evaluator_form.prefix, "try_index": index}
+    if not evaluator_form.is_valid() or not evaluator_form.cleaned_data.get("kind"):
+        problems = [e for errors in evaluator_form.errors.values() for e in errors]
+        context["try_error"] = " ".join(problems) or "Choose the evaluator's kind first."
+        return context
+    variant_form = variant_formset.forms[0] if variant_formset.forms else None
+    variant = variant_form.cleaned_data if variant_form is not None and variant_form.is_valid() else {}
+    data = evaluator_form.cleaned_data
+    try:
+        context["try_rows"] = trial.evaluator_try(
+            project=request.project,
+            dataset_version_id=request.POST.get("dataset_version"),
+            prompt_version_id=variant.get("prompt_version"),
+            endpoint_id=variant.get("endpoint"),
+            variant_params=variant.get("params") or {},
+            kind=data["kind"],
+            params=data["params"],
+        )
+    except trial.TrialError as exc:
+        context["try_error"] = str(exc)
+    return context
 
 
 @require_GET
@@ -122,6 +165,8 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
             "pages": max(1, -(-total_rows // 25)),
             "only": only,
             "evaluator_list": list(experiment.evaluators.all()),
+            "score_notes": score_notes.for_experiment(experiment=experiment),
+            "evaluator_descriptions": selectors.evaluator_descriptions(experiment=experiment),
             "experiment_links": experiment_links.for_experiment(membership=request.membership, experiment=experiment),
         }
     )

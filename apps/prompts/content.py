@@ -206,6 +206,28 @@ def build_content(
     return content
 
 
+def template_check(source: str) -> dict[str, Any]:
+    """What saving would say about one template (a text template or one chat message), for the editor's
+    marker while typing: the problem and its line, or the variables the template uses.
+
+    It runs the very check a save runs (build_content), so the two cannot disagree.
+    """
+    if not source.strip():
+        return {"problems": [], "variables": []}
+    try:
+        content = build_content(kind=PromptKind.TEXT, template=source)
+    except ContentProblem as exc:
+        cause = exc.__cause__ or exc.__context__
+        message = getattr(cause, "message", None) or str(exc)
+        return {"problems": [{"line": exc.line or 1, "message": message}], "variables": []}
+    return {"problems": [], "variables": [spec["name"] for spec in content.variables]}
+
+
+def editor_filters() -> list[str]:
+    """The filters the sandbox allows, offered by the editor's autocomplete."""
+    return sorted(sandbox.ENVIRONMENT.filters)
+
+
 def render_content(content: Content, values: dict[str, Any]) -> str | list[dict[str, str]]:
     """Render text or messages after checking every variable is present and typed right."""
     sandbox.validate_values(content.variables, values)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<str:name>/", views.prompt_detail, name="detail"),
     path("<str:name>/meta/", views.prompt_meta, name="meta"),
     path("<str:name>/edit/", views.prompt_edit, name="edit"),
+    path("<str:name>/check/", views.template_check, name="check"),
     path("<str:name>/compare/", views.version_compare, name="compare"),
     path("<str:name>/v/<int:number>/", views.version_detail, name="version"),
     path("<str:name>/labels/move/", views.label_move, name="label_move"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import normalize_newlines
@@ -12,7 +12,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
 from apps.prompts import merge, page_panels, selectors, services, version_actions
-from apps.prompts.content import Content, ContentProblem, build_content, content_of, sample_preview
+from apps.prompts.content import (
+    Content,
+    ContentProblem,
+    build_content,
+    content_of,
+    editor_filters,
+    sample_preview,
+)
+from apps.prompts.content import template_check as check_source
 from apps.prompts.diff import content_diff
 from apps.prompts.forms import (
     EditorForm,
@@ -166,7 +174,12 @@ def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, Conte
 def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
     prompt = selectors.prompt_get(project=request.project, name=name)
     newest = selectors.version_newest(prompt=prompt)
-    context: dict[str, Any] = {"prompt": prompt, "newest": newest, "variable_types": VARIABLE_TYPES}
+    context: dict[str, Any] = {
+        "prompt": prompt,
+        "newest": newest,
+        "variable_types": VARIABLE_TYPES,
+        "editor_filters": editor_filters(),
+    }
 
     if request.method == "GET":
         base = newest
@@ -229,6 +242,14 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
             )
     context["not_saved"] = context.get("problem")
     return render(request, "prompts/prompt_edit.html", context, status=409 if "conflict" in context else 400)
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def template_check(request: HttpRequest, name: str) -> JsonResponse:
+    """The editor's check while typing: the save-time problem of one template with its line, or its variables."""
+    selectors.prompt_get(project=request.project, name=name)
+    return JsonResponse(check_source(normalize_newlines(request.POST.get("source", ""))))
 
 
 def _merge_base(request: HttpRequest, prompt, *, default: int | None) -> PromptVersion | None:

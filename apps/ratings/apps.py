@@ -8,8 +8,8 @@ class RatingsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import nav
-        from apps.experiments import experiment_links
-        from apps.ratings import evidence
+        from apps.experiments import experiment_links, score_notes
+        from apps.ratings import evidence, summary
         from apps.reviews import evidence as review_evidence
         from apps.reviews import release_checks
 
@@ -20,6 +20,7 @@ class RatingsConfig(AppConfig):
         experiment_links.register(
             experiment_links.ExperimentLink(title="Statistics", url_name="ratings:stats", order=20)
         )
+        score_notes.register(summary.judge_score_notes)
         review_evidence.register(
             review_evidence.EvidenceProvider(title="Experiments and ratings", collect=evidence.collect, order=20)
         )

@@ -232,6 +232,43 @@ def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float 
     return (observed - expected) / (1 - expected)
 
 
+def cohen_kappa_interval(
+    first: Sequence[Hashable],
+    second: Sequence[Hashable],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> Interval:
+    """Cohen's kappa with a percentile bootstrap interval, resampling the units (seeded, so the same data always
+    gives the same interval).
+
+    A resample in which both raters use one category alone has no kappa (chance agreement is 1) and is left
+    out; when every resample is like that, the interval is the estimate itself.
+    """
+    import numpy as np
+
+    estimate = cohen_kappa(first, second)
+    n = len(first)
+    if estimate is None or n < 2:
+        return Interval(estimate, estimate, estimate, n)
+    categories = {value: code for code, value in enumerate(sorted(set(first) | set(second), key=repr))}
+    a = np.asarray([categories[v] for v in first])
+    b = np.asarray([categories[v] for v in second])
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(resamples, n))
+    left, right = a[picks], b[picks]
+    observed = (left == right).mean(axis=1)
+    expected = sum((left == c).mean(axis=1) * (right == c).mean(axis=1) for c in range(len(categories)))
+    defined = expected < 1 - 1e-12
+    if not defined.any():
+        return Interval(estimate, estimate, estimate, n)
+    kappas = (observed[defined] - expected[defined]) / (1 - expected[defined])
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(kappas, [tail, 100 - tail])
+    return Interval(estimate, float(max(low, -1.0)), float(min(high, 1.0)), n)
+
+
 def krippendorff_alpha(units: dict[Hashable, Sequence[Any]], *, level: str = "nominal") -> float | None:
     """Krippendorff's alpha over units, each with the values its raters gave (None = missing).
 

@@ -219,7 +219,8 @@ def _judge_agreement(experiment, evaluators, ratings, definition) -> list[dict[s
         rho, p_value, n = stats.spearman(judge_values, human_values)
         judge_pass = [bool(scores[c][1]) for c in cells]
         people_pass = [sum(human_pass[c]) * 2 >= len(human_pass[c]) for c in cells]
-        kappa = stats.cohen_kappa(judge_pass, people_pass) if cells else None
+        interval = stats.cohen_kappa_interval(judge_pass, people_pass) if cells else None
+        kappa = interval.estimate if interval else None
         agree = sum(1 for a, b in zip(judge_pass, people_pass, strict=True) if a == b)
         found.append(
             {
@@ -229,10 +230,23 @@ def _judge_agreement(experiment, evaluators, ratings, definition) -> list[dict[s
                 "spearman_p_value": p_value,
                 "pass_agreement": agree / n if n else None,
                 "kappa": kappa,
+                "kappa_low": interval.low if interval else None,
+                "kappa_high": interval.high if interval else None,
                 "trust": _trust(kappa, n),
             }
         )
     return found
+
+
+def judge_agreement(*, experiment: Experiment) -> list[dict[str, Any]]:
+    """Each LLM judge of the experiment against the human ratings of the same cells (see _judge_agreement)."""
+    from apps.ratings.services import form_definition
+
+    evaluators = list(experiment.evaluators.filter(kind="llm_judge"))
+    if not evaluators:
+        return []
+    ratings = list(Rating.objects.filter(cell__experiment=experiment).values("cell_id", "score", "thumb_up"))
+    return _judge_agreement(experiment, evaluators, ratings, form_definition(experiment))
 
 
 def _trust(kappa: float | None, n: int) -> str:
@@ -261,3 +275,16 @@ def _paired_scores(experiment, evaluators, names) -> list[dict[str, Any]]:
             test = stats.wilcoxon_paired(a, b)
             found.append({"evaluator": evaluator.name, "variant": high, "against": low, **test.as_dict()})
     return found
+
+
+def judge_score_notes(*, experiment: Experiment) -> dict[str, str]:
+    """The experiment page's note next to each LLM judge's scores: its agreement with people, where both exist."""
+    notes = {}
+    for row in judge_agreement(experiment=experiment):
+        if row["kappa"] is None:
+            continue
+        notes[row["evaluator"]] = (
+            f"agreement with people: κ {row['kappa']:.2f} (95% CI {row['kappa_low']:.2f} to {row['kappa_high']:.2f}, "
+            f"{row['n']} cells rated by both): {row['trust']}"
+        )
+    return notes

@@ -33,7 +33,7 @@ def test_it_builds_runs_and_shows_an_experiment(
     page.select_option("#id_variant-1-endpoint", label="upper")
     page.select_option("#id_evaluator-0-kind", "exact_match")
     page.fill("#id_evaluator-0-name", "exact")
-    page.fill("#id_evaluator-0-params", '{"case_sensitive": true}')
+    page.check("#id_evaluator-0-exact_case_sensitive")
     page.get_by_role("button", name="Save and estimate").click()
     page.locator("#estimate").get_by_text("24").first.wait_for()
     page.get_by_role("button", name="Start 24 calls").click()

@@ -16,6 +16,9 @@ Model names choose the output:
   hers, woman, women, Ms, Mrs), else `APPROVED` (the bias probe's test)
 - `coin`: `APPROVED` or `DENIED` by a hash of the message: independent of any attribute, so an
   unbiased model whose answers still vary
+- `judge`: an LLM judge: `{"score": 5, ...}` when the text after "Output to grade:" contains the text
+  after "Reference answer:" (case ignored), else `{"score": 1, ...}`; without a reference, 5 for a
+  non-empty output
 
 Log-probabilities, when a request asks for them (chat: `logprobs: true` and
 `top_logprobs`; completions: `logprobs: N`), come one per output word: for
@@ -112,6 +115,8 @@ def transform(model: str, text: str) -> str:
         return "DENIED" if FEMALE.search(text) else "APPROVED"
     if name == "coin":
         return "APPROVED" if hashlib.sha256(text.encode()).digest()[0] % 2 else "DENIED"
+    if name == "judge":
+        return _judge(text)
     return text
 
 
@@ -148,6 +153,17 @@ def _completion_logprobs(body: dict, model: str, output: str) -> dict | None:
     tokens = token_logprobs(model, output, int(body["logprobs"]))
     return {"tokens": [w for w, _, _ in tokens], "token_logprobs": [lp for _, lp, _ in tokens],
             "top_logprobs": [dict(alternatives) for _, _, alternatives in tokens], "text_offset": []}  # fmt: skip
+
+
+def _judge(text: str) -> str:
+    output = text.split("Output to grade:", 1)[1].strip() if "Output to grade:" in text else text
+    reference = re.search(r"Reference answer:\s*(.*?)\s*(?:\n\n|Output to grade:)", text, re.S)
+    if reference:
+        good = reference.group(1).strip().casefold() in output.casefold()
+        reason = "the output holds the reference answer" if good else "the output misses the reference answer"
+    else:
+        good, reason = bool(output), "the output is not empty" if output else "the output is empty"
+    return json.dumps({"score": 5 if good else 1, "reason": reason})
 
 
 def embed(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
@@ -580,7 +596,7 @@ class ModelServer:
         )
 
     async def models(self, request: web.Request) -> web.Response:
-        names = ("echo", "upper", "reverse", "json", "biased", "coin")
+        names = ("echo", "upper", "reverse", "json", "biased", "coin", "judge")
         return web.json_response(
             {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "simulated"} for n in names]}
         )
