@@ -60,6 +60,10 @@ class Resolved:
     version_id: int
     etag: str
     labels: tuple[str, ...] = ()
+    # A label split for a canary: the canary arm's version, its content hash and weight (basis points).
+    canary_id: int = 0
+    canary_hash: str = ""
+    canary_weight: int = 0
 
 
 class _Caches:

@@ -73,6 +73,27 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField()
 
 
+class CanaryVersionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=["text", "chat"])
+    template = serializers.CharField(allow_null=True)
+    messages = MessageSerializer(many=True, allow_null=True)
+    config = serializers.DictField()
+    variables = VariableSerializer(many=True)
+    labels = serializers.ListField(child=serializers.CharField())
+    content_hash = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SplitSerializer(serializers.Serializer):
+    stable_version = serializers.IntegerField()
+    canary_version = serializers.IntegerField()
+    canary_weight = serializers.IntegerField(help_text="Basis points of `buckets` that get the canary.")
+    buckets = serializers.IntegerField(help_text="10000: sha256('<prompt>:<label>:<key>') mod buckets < weight.")
+    canary = CanaryVersionSerializer(required=False, help_text="The canary's document (answers without key=).")
+
+
 class PromptVersionSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField()
@@ -84,6 +105,10 @@ class PromptVersionSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField())
     content_hash = serializers.CharField()
     created_at = serializers.DateTimeField()
+    arm = serializers.ChoiceField(
+        choices=["stable", "canary"], required=False, help_text="On a label split for a canary: the arm answered."
+    )
+    split = SplitSerializer(required=False, help_text="On a label split for a canary: the split.")
 
 
 class PromptSummarySerializer(serializers.Serializer):
