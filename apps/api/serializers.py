@@ -41,6 +41,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (not a string)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictDecimalField(serializers.DecimalField):
     """A JSON number (not a string), kept as a Decimal."""
 
@@ -191,6 +200,17 @@ class VersionCreatedSerializer(PromptVersionSerializer):
 class LabelMoveSerializer(serializers.Serializer):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    canary_version = StrictIntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, help_text="Split the label: this version is the canary arm."
+    )
+    canary_weight = StrictIntegerField(
+        min_value=1, max_value=9999, required=False, help_text="The canary's share in basis points (1000 = 10%)."
+    )
+
+    def validate(self, attrs):
+        if ("canary_version" in attrs) != ("canary_weight" in attrs):
+            raise serializers.ValidationError("canary_version and canary_weight go together.")
+        return attrs
 
 
 class LabelMovedSerializer(serializers.Serializer):
@@ -199,6 +219,8 @@ class LabelMovedSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     previous_version = serializers.IntegerField(allow_null=True)
     moved = serializers.BooleanField(help_text="false when the label already pointed at that version")
+    canary_version = serializers.IntegerField(required=False, help_text="The canary arm, when the label is split.")
+    canary_weight = serializers.IntegerField(required=False)
 
 
 class FieldChangeSerializer(serializers.Serializer):
@@ -221,3 +243,67 @@ class DiffSerializer(serializers.Serializer):
     diff = serializers.CharField(allow_blank=True, help_text="A unified diff of the text or the messages.")
     config = FieldChangeSerializer(many=True, help_text="The config keys that changed.")
     variables = FieldChangeSerializer(many=True, help_text="The variables that were added, removed or changed.")
+
+
+class CanaryGuardrailSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=["error_rate", "feedback", "score", "latency_p95", "cost"])
+
+    def validate(self, attrs):
+        if attrs["metric"] == "score" and not attrs.get("name"):
+            raise serializers.ValidationError("The score guardrail names its score (name).")
+        return attrs
+
+    tolerance = StrictFloatField(
+        min_value=0, max_value=1000, required=False, default=0.0,
+        help_text="The tolerated degradation: points of error rate (0.01), score units, or relative (latency, cost).",
+    )  # fmt: skip
+    name = StrictCharField(max_length=100, required=False, help_text="The score's name (metric score).")
+
+
+class CanaryStartSerializer(serializers.Serializer):
+    prompt = StrictCharField(max_length=100)
+    label = StrictCharField(max_length=50, required=False, default="production")
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1, help_text="The canary version.")
+    steps = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=10_000), min_length=1, max_length=20, required=False,
+        help_text="Rising canary weights in basis points ending at 10000 (default 500, 2500, 5000, 10000).",
+    )  # fmt: skip
+    min_volume = StrictIntegerField(min_value=1, max_value=10_000_000, required=False)
+    min_minutes = StrictFloatField(min_value=0, max_value=100_000, required=False)
+    guardrails = CanaryGuardrailSerializer(many=True, required=False, min_length=1, max_length=5)
+    alpha = StrictFloatField(min_value=0.001, max_value=0.2, required=False)
+
+
+class CanaryEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    from_weight = serializers.IntegerField()
+    to_weight = serializers.IntegerField()
+    automatic = serializers.BooleanField()
+    actor = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
+class CanarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prompt = serializers.CharField()
+    label = serializers.CharField()
+    stable_version = serializers.IntegerField()
+    canary_version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "paused", "promoted", "rolled_back"])
+    weight = serializers.IntegerField(help_text="The canary's share now, in basis points.")
+    steps = serializers.ListField(child=serializers.IntegerField())
+    step_index = serializers.IntegerField()
+    min_volume = serializers.IntegerField()
+    min_minutes = serializers.FloatField()
+    guardrails = serializers.ListField(child=serializers.DictField())
+    alpha = serializers.FloatField()
+    review = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    last_evidence = serializers.DictField(allow_null=True, help_text="What the watcher saw at its last look.")
+    events = CanaryEventSerializer(many=True)
+
+
+class CanaryListSerializer(serializers.Serializer):
+    canaries = CanarySerializer(many=True)

@@ -328,7 +328,11 @@ def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> 
 @extend_schema(
     operation_id="label_move",
     summary="Move a label to a version (write scope)",
-    description="A protected label refuses with 403 review_required unless its release policy is met.",
+    description=(
+        "A protected label refuses with 403 review_required unless its release policy is met. With canary_version "
+        "and canary_weight the label becomes a split (a canary by hand, not watched; see /canaries for a watched "
+        "plan): the canary needs the same review on a protected label."
+    ),
     parameters=[OpenApiParameter("label", str, OpenApiParameter.PATH, pattern="^(?!latest$)" + LABEL_PATTERN[1:])],
     request=s.LabelMoveSerializer,
     responses={200: s.LabelMovedSerializer, **WRITE_ERRORS},
@@ -347,17 +351,31 @@ def label_move(request: Request, name: str, label: str) -> Response:
     version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
     if version is None:
         raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
+    canary = None
+    if "canary_version" in data:
+        canary = PromptVersion.objects.filter(prompt=prompt, number=data["canary_version"]).first()
+        if canary is None:
+            raise ApiError(404, "version_not_found", f"{name} has no version {data['canary_version']}.", prompt=name)
     try:
         outcome = prompt_services.label_set(
-            prompt=prompt, label_name=label, version=version, actor=api_key, reason=data["reason"] or "moved by API"
+            prompt=prompt,
+            label_name=label,
+            version=version,
+            actor=api_key,
+            reason=data["reason"] or "moved by API",
+            canary_version=canary,
+            canary_weight=data.get("canary_weight", 0),
         )
     except prompt_services.LabelMoveRefused as exc:
         raise ApiError(403, exc.code, str(exc), label=label)
     except prompt_services.PromptError as exc:
         raise ApiError(409, exc.code, str(exc))
     previous = outcome.previous.number if outcome.previous else None
-    return Response({"name": name, "label": label, "version": version.number, "previous_version": previous,
-                     "moved": outcome.moved})  # fmt: skip
+    body = {"name": name, "label": label, "version": version.number, "previous_version": previous,
+            "moved": outcome.moved}  # fmt: skip
+    if canary is not None:
+        body.update(canary_version=canary.number, canary_weight=data["canary_weight"])
+    return Response(body)
 
 
 @extend_schema(exclude=True)

@@ -163,3 +163,42 @@ def _quantile(series: list[float], q: float) -> float | None:
     if not series:
         return None
     return series[min(len(series) - 1, int(math.ceil(q * len(series))) - 1)]
+
+
+def rollout_get(*, project_id: int, rollout_id: int) -> Rollout | None:
+    return rollouts_of(project_id=project_id).filter(pk=rollout_id).first()
+
+
+def rollout_document(rollout: Rollout) -> dict[str, Any]:
+    """A canary as the REST API answers it: plan, state, the watcher's last evidence and the step history."""
+    return {
+        "id": rollout.pk,
+        "prompt": rollout.prompt.name,
+        "label": rollout.label_name,
+        "stable_version": rollout.stable_version.number,
+        "canary_version": rollout.canary_version.number,
+        "status": rollout.status,
+        "weight": rollout.weight if rollout.status != "rolled_back" else 0,
+        "steps": list(rollout.steps),
+        "step_index": rollout.step_index,
+        "min_volume": rollout.min_volume,
+        "min_minutes": rollout.min_minutes,
+        "guardrails": list(rollout.guardrails),
+        "alpha": rollout.alpha,
+        "review": rollout.review_id,
+        "started_at": rollout.started_at.isoformat(),
+        "finished_at": rollout.finished_at.isoformat() if rollout.finished_at else None,
+        "last_evidence": rollout.last_evidence or None,
+        "events": [
+            {
+                "kind": e.kind,
+                "from_weight": e.from_weight,
+                "to_weight": e.to_weight,
+                "automatic": e.automatic,
+                "actor": e.actor_repr,
+                "reason": e.reason,
+                "at": e.created_at.isoformat(),
+            }
+            for e in rollout.events.all()
+        ],
+    }

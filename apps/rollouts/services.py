@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -99,8 +100,17 @@ def _move(rollout: Rollout, *, weight: int, actor: Any, reason: str, rollback: b
         )
 
 
-def _event(rollout: Rollout, *, kind: str, from_weight: int, to_weight: int, actor: Any, automatic: bool,
-           reason: str = "", evidence: dict | None = None) -> RolloutEvent:  # fmt: skip
+def _event(
+    rollout: Rollout,
+    *,
+    kind: str,
+    from_weight: int,
+    to_weight: int,
+    actor: Any,
+    automatic: bool,
+    reason: str = "",
+    evidence: dict | None = None,
+) -> RolloutEvent:
     event = RolloutEvent.objects.create(
         rollout=rollout,
         kind=kind,
@@ -163,7 +173,7 @@ def rollout_start(
     On a protected label the canary needs the same approved review as a full release: the label move
     runs as the release of the canary's review, and the gate refuses it otherwise (LabelMoveRefused).
     """
-    if actor_user(actor) is not None:
+    if _is_person(actor):
         require_role(project_id=prompt.project_id, actor=actor, role=Role.EDITOR, what="Starting a canary")
     steps = _clean_steps(steps or [500, 2500, 5000, SPLIT_BUCKETS])
     guardrails = _clean_guardrails(guardrails or [{"metric": "error_rate", "tolerance": 0.0}])
@@ -207,8 +217,16 @@ def rollout_start(
         rollout.status, rollout.finished_at = RolloutStatus.PROMOTED, now
         rollout.save(update_fields=["status", "finished_at"])
     plan = {"steps": steps, "guardrails": guardrails, "review": rollout.review_id}
-    _event(rollout, kind=EventKind.STARTED, from_weight=0, to_weight=weight, actor=actor, automatic=False,
-           reason="started", evidence=plan)  # fmt: skip
+    _event(
+        rollout,
+        kind=EventKind.STARTED,
+        from_weight=0,
+        to_weight=weight,
+        actor=actor,
+        automatic=False,
+        reason="started",
+        evidence=plan,
+    )
     return rollout
 
 
@@ -226,14 +244,20 @@ def _require_active(rollout: Rollout) -> None:
         raise RolloutError(f"This canary is {rollout.get_status_display().lower()}; nothing more can be done.")
 
 
+def _is_person(actor: Any) -> bool:
+    """A signed-in user (role-checked here); an API key's scope and the watcher were checked by their callers."""
+    return isinstance(actor, AbstractBaseUser)
+
+
 def _person(rollout: Rollout, actor: Any, what: str) -> None:
-    if actor_user(actor) is not None:
+    if _is_person(actor):
         require_role(project_id=rollout.project_id, actor=actor, role=Role.EDITOR, what=what)
 
 
 @transaction.atomic
-def rollout_promote(*, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None,
-                    reason: str = "") -> Rollout:  # fmt: skip
+def rollout_promote(
+    *, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None, reason: str = ""
+) -> Rollout:
     """Move the canary to its next step (the last step ends it: the label points at the canary alone)."""
     rollout = _lock(rollout_id)
     if rollout is None:
@@ -257,14 +281,23 @@ def rollout_promote(*, rollout_id: int, actor: Any, automatic: bool = False, evi
         rollout.status, rollout.finished_at = RolloutStatus.PROMOTED, rollout.step_started_at
         fields += ["status", "finished_at"]
     rollout.save(update_fields=fields)
-    _event(rollout, kind=EventKind.PROMOTED if final else EventKind.STEPPED, from_weight=before, to_weight=weight,
-           actor=actor, automatic=automatic, reason=why, evidence=evidence)  # fmt: skip
+    _event(
+        rollout,
+        kind=EventKind.PROMOTED if final else EventKind.STEPPED,
+        from_weight=before,
+        to_weight=weight,
+        actor=actor,
+        automatic=automatic,
+        reason=why,
+        evidence=evidence,
+    )
     return rollout
 
 
 @transaction.atomic
-def rollout_rollback(*, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None,
-                     reason: str = "") -> Rollout:  # fmt: skip
+def rollout_rollback(
+    *, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None, reason: str = ""
+) -> Rollout:
     """Send all traffic back to the stable version: always allowed (the gate vets nothing new)."""
     rollout = _lock(rollout_id)
     if rollout is None:
@@ -273,12 +306,25 @@ def rollout_rollback(*, rollout_id: int, actor: Any, automatic: bool = False, ev
     _person(rollout, actor, "Rolling back a canary")
     before = rollout.weight
     why = reason or ("automatic: a guardrail is worse beyond its tolerance" if automatic else "rolled back by hand")
-    _move(rollout, weight=0, actor=actor, rollback=True,
-          reason=f"Canary of v{rollout.canary_version.number} rolled back: {why}")  # fmt: skip
+    _move(
+        rollout,
+        weight=0,
+        actor=actor,
+        rollback=True,
+        reason=f"Canary of v{rollout.canary_version.number} rolled back: {why}",
+    )
     rollout.status, rollout.finished_at = RolloutStatus.ROLLED_BACK, timezone.now()
     rollout.save(update_fields=["status", "finished_at"])
-    _event(rollout, kind=EventKind.ROLLED_BACK, from_weight=before, to_weight=0, actor=actor, automatic=automatic,
-           reason=why, evidence=evidence)  # fmt: skip
+    _event(
+        rollout,
+        kind=EventKind.ROLLED_BACK,
+        from_weight=before,
+        to_weight=0,
+        actor=actor,
+        automatic=automatic,
+        reason=why,
+        evidence=evidence,
+    )
     return rollout
 
 
@@ -299,8 +345,15 @@ def rollout_pause(*, rollout_id: int, actor: Any, pause: bool = True) -> Rollout
         rollout.step_started_at = timezone.now()
         fields.append("step_started_at")
     rollout.save(update_fields=fields)
-    _event(rollout, kind=EventKind.PAUSED if pause else EventKind.RESUMED, from_weight=rollout.weight,
-           to_weight=rollout.weight, actor=actor, automatic=False, reason="paused" if pause else "resumed")  # fmt: skip
+    _event(
+        rollout,
+        kind=EventKind.PAUSED if pause else EventKind.RESUMED,
+        from_weight=rollout.weight,
+        to_weight=rollout.weight,
+        actor=actor,
+        automatic=False,
+        reason="paused" if pause else "resumed",
+    )
     return rollout
 
 
@@ -331,8 +384,13 @@ def rollout_evaluate(*, rollout_id: int, now=None) -> str:
     outcome = "watching"
     if harmful:
         names = ", ".join(g.label for g in harmful)
-        rollout_rollback(rollout_id=rollout.pk, actor=WATCHER, automatic=True, evidence=evidence,
-                         reason=f"automatic: {names} worse beyond tolerance")  # fmt: skip
+        rollout_rollback(
+            rollout_id=rollout.pk,
+            actor=WATCHER,
+            automatic=True,
+            evidence=evidence,
+            reason=f"automatic: {names} worse beyond tolerance",
+        )
         outcome = "rolled_back"
     elif volume >= rollout.min_volume and waited:
         rollout = rollout_promote(rollout_id=rollout.pk, actor=WATCHER, automatic=True, evidence=evidence)

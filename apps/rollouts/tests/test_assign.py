@@ -33,8 +33,9 @@ def test_raising_the_weight_from_10_to_25_percent_moves_keys_only_into_the_canar
 @pytest.mark.django_db
 def test_the_studio_and_the_client_give_every_key_the_same_arm(split_prompt, make_key, api):
     v2, v3 = split_prompt.versions.get(number=2), split_prompt.versions.get(number=3)
-    prompt_services.label_set(prompt=split_prompt, label_name="production", version=v2, canary_version=v3,
-                              canary_weight=1000, actor="test")  # fmt: skip
+    prompt_services.label_set(
+        prompt=split_prompt, label_name="production", version=v2, canary_version=v3, canary_weight=1000, actor="test"
+    )
     client = api(make_key())
     label_document = client.get("/api/v1/prompts/greet?label=production").json()
     assert label_document["arm"] == "stable" and label_document["split"]["canary"]["version"] == 3
@@ -62,8 +63,9 @@ def test_the_studio_and_the_client_give_every_key_the_same_arm(split_prompt, mak
 @pytest.mark.django_db
 def test_the_releases_bundle_carries_the_split_so_the_client_assigns_offline(split_prompt, make_key, api, tmp_path):
     v2, v3 = split_prompt.versions.get(number=2), split_prompt.versions.get(number=3)
-    prompt_services.label_set(prompt=split_prompt, label_name="production", version=v2, canary_version=v3,
-                              canary_weight=2500, actor="test")  # fmt: skip
+    prompt_services.label_set(
+        prompt=split_prompt, label_name="production", version=v2, canary_version=v3, canary_weight=2500, actor="test"
+    )
     bundle = api(make_key()).get("/api/v1/releases?label=production").json()
     entry = bundle["prompts"]["greet"]
     assert (entry["version"], entry["split"]["canary_version"], entry["split"]["canary_weight"]) == (2, 3, 2500)
