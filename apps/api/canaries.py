@@ -13,7 +13,7 @@ from apps.api.auth import HasWriteScope
 from apps.api.errors import ApiError
 from apps.api.views import _acting_key, _check_label, _check_name, _validated
 from apps.prompts import services as prompt_services
-from apps.prompts.models import PromptVersion
+from apps.prompts.models import NAME_PATTERN, PromptVersion
 from apps.rollouts import selectors, services
 
 ACTIONS = ("promote", "rollback", "pause", "resume")
@@ -23,7 +23,7 @@ ACTIONS = ("promote", "rollback", "pause", "resume")
     methods=["GET"],
     operation_id="canaries_list",
     summary="The project's canaries, newest first (active ones and finished ones)",
-    parameters=[OpenApiParameter("prompt", str, description="Only this prompt's canaries.")],
+    parameters=[OpenApiParameter("prompt", str, description="Only this prompt's canaries.", pattern=NAME_PATTERN)],
     responses={200: s.CanaryListSerializer, **responses.READ_ERRORS},
 )
 @extend_schema(
@@ -44,7 +44,7 @@ def canaries(request: Request) -> Response:
     if request.method == "GET":
         found = selectors.rollouts_of(project_id=project_id).prefetch_related("events")
         if "prompt" in request.query_params:
-            found = found.filter(prompt__name=request.query_params["prompt"])
+            found = found.filter(prompt__name=_check_name(request.query_params["prompt"]))
         return Response({"canaries": [selectors.rollout_document(r) for r in found[:100]]})
     if not HasWriteScope().has_permission(request, None):
         raise ApiError(403, "read_only_key", "This key can only read; starting a canary needs a write key.")
@@ -64,6 +64,8 @@ def canaries(request: Request) -> Response:
         )
     except prompt_services.LabelMoveRefused as exc:
         raise ApiError(403, exc.code, str(exc), label=label) from None
+    except services.InvalidPlan as exc:
+        raise ApiError(400, "invalid_plan", str(exc)) from None
     except (services.RolloutError, prompt_services.PromptError) as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     return Response(selectors.rollout_document(rollout), status=201)
@@ -82,6 +84,8 @@ def canary_action(request: Request, canary_id: int, action: str) -> Response:
     if action not in ACTIONS:
         raise ApiError(404, "not_found", f"No action '{action[:50]}': one of {', '.join(ACTIONS)}.")
     api_key = _acting_key(request.auth)
+    if not 0 < canary_id < 2**63:  # past a 64-bit id the database would refuse the query itself
+        raise ApiError(404, "canary_not_found", f"No canary {canary_id} in this project.")
     rollout = selectors.rollout_get(project_id=request.auth.project_id, rollout_id=canary_id)
     if rollout is None:
         raise ApiError(404, "canary_not_found", f"No canary {canary_id} in this project.")

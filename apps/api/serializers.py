@@ -197,20 +197,17 @@ class VersionCreatedSerializer(PromptVersionSerializer):
     created = serializers.BooleanField(help_text="false when the content equals the newest version's (nothing saved)")
 
 
+class LabelCanarySerializer(serializers.Serializer):
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1, help_text="The canary version.")
+    weight = StrictIntegerField(min_value=1, max_value=9999, help_text="Its share in basis points (1000 = 10%).")
+
+
 class LabelMoveSerializer(serializers.Serializer):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
-    canary_version = StrictIntegerField(
-        min_value=1, max_value=2**31 - 1, required=False, help_text="Split the label: this version is the canary arm."
+    canary = LabelCanarySerializer(
+        required=False, help_text="Split the label for a canary: `version` gets this version's share of the keys."
     )
-    canary_weight = StrictIntegerField(
-        min_value=1, max_value=9999, required=False, help_text="The canary's share in basis points (1000 = 10%)."
-    )
-
-    def validate(self, attrs):
-        if ("canary_version" in attrs) != ("canary_weight" in attrs):
-            raise serializers.ValidationError("canary_version and canary_weight go together.")
-        return attrs
 
 
 class LabelMovedSerializer(serializers.Serializer):
@@ -248,11 +245,6 @@ class DiffSerializer(serializers.Serializer):
 class CanaryGuardrailSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=["error_rate", "feedback", "score", "latency_p95", "cost"])
 
-    def validate(self, attrs):
-        if attrs["metric"] == "score" and not attrs.get("name"):
-            raise serializers.ValidationError("The score guardrail names its score (name).")
-        return attrs
-
     tolerance = StrictFloatField(
         min_value=0, max_value=1000, required=False, default=0.0,
         help_text="The tolerated degradation: points of error rate (0.01), score units, or relative (latency, cost).",
@@ -261,8 +253,10 @@ class CanaryGuardrailSerializer(serializers.Serializer):
 
 
 class CanaryStartSerializer(serializers.Serializer):
-    prompt = StrictCharField(max_length=100)
-    label = StrictCharField(max_length=50, required=False, default="production")
+    prompt = StrictRegexField(NAME_PATTERN, max_length=100)
+    label = StrictRegexField(
+        NAME_PATTERN.replace("{0,99}", "{0,49}"), max_length=50, required=False, default="production"
+    )
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1, help_text="The canary version.")
     steps = serializers.ListField(
         child=StrictIntegerField(min_value=1, max_value=10_000), min_length=1, max_length=20, required=False,

@@ -329,8 +329,8 @@ def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> 
     operation_id="label_move",
     summary="Move a label to a version (write scope)",
     description=(
-        "A protected label refuses with 403 review_required unless its release policy is met. With canary_version "
-        "and canary_weight the label becomes a split (a canary by hand, not watched; see /canaries for a watched "
+        "A protected label refuses with 403 review_required unless its release policy is met. With `canary` "
+        "the label becomes a split (a canary by hand, not watched; see /canaries for a watched "
         "plan): the canary needs the same review on a protected label."
     ),
     parameters=[OpenApiParameter("label", str, OpenApiParameter.PATH, pattern="^(?!latest$)" + LABEL_PATTERN[1:])],
@@ -352,10 +352,10 @@ def label_move(request: Request, name: str, label: str) -> Response:
     if version is None:
         raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
     canary = None
-    if "canary_version" in data:
-        canary = PromptVersion.objects.filter(prompt=prompt, number=data["canary_version"]).first()
+    if "canary" in data:
+        canary = PromptVersion.objects.filter(prompt=prompt, number=data["canary"]["version"]).first()
         if canary is None:
-            raise ApiError(404, "version_not_found", f"{name} has no version {data['canary_version']}.", prompt=name)
+            raise ApiError(404, "version_not_found", f"{name} has no version {data['canary']['version']}.", prompt=name)
     try:
         outcome = prompt_services.label_set(
             prompt=prompt,
@@ -364,7 +364,7 @@ def label_move(request: Request, name: str, label: str) -> Response:
             actor=api_key,
             reason=data["reason"] or "moved by API",
             canary_version=canary,
-            canary_weight=data.get("canary_weight", 0),
+            canary_weight=data["canary"]["weight"] if canary else 0,
         )
     except prompt_services.LabelMoveRefused as exc:
         raise ApiError(403, exc.code, str(exc), label=label)
@@ -374,7 +374,7 @@ def label_move(request: Request, name: str, label: str) -> Response:
     body = {"name": name, "label": label, "version": version.number, "previous_version": previous,
             "moved": outcome.moved}  # fmt: skip
     if canary is not None:
-        body.update(canary_version=canary.number, canary_weight=data["canary_weight"])
+        body.update(canary_version=canary.number, canary_weight=data["canary"]["weight"])
     return Response(body)
 
 

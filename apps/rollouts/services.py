@@ -31,12 +31,16 @@ class RolloutError(Exception):
     """A refused canary action; the message is shown as is."""
 
 
+class InvalidPlan(RolloutError):
+    """Steps, guardrails or alpha that no canary can have (the API answers 400 invalid_plan)."""
+
+
 def _clean_steps(steps: list[int]) -> list[int]:
     steps = [int(s) for s in steps]
     if not steps or steps[-1] != SPLIT_BUCKETS or any(not 0 < s <= SPLIT_BUCKETS for s in steps):
-        raise RolloutError("Steps are rising weights in basis points (1..10000) that end at 10000 (100%).")
+        raise InvalidPlan("Steps are rising weights in basis points (1..10000) that end at 10000 (100%).")
     if steps != sorted(set(steps)):
-        raise RolloutError("Steps must rise: each step gives the canary more traffic than the one before.")
+        raise InvalidPlan("Steps must rise: each step gives the canary more traffic than the one before.")
     return steps
 
 
@@ -44,20 +48,20 @@ def _clean_guardrails(guardrails: list[dict[str, Any]]) -> list[dict[str, Any]]:
     clean = []
     for spec in guardrails:
         if spec.get("metric") not in selectors.METRICS:
-            raise RolloutError(
+            raise InvalidPlan(
                 f"Unknown guardrail metric {spec.get('metric')!r}: one of {', '.join(selectors.METRICS)}."
             )
         tolerance = float(spec.get("tolerance") or 0.0)
         if tolerance < 0:
-            raise RolloutError("A tolerated degradation is zero or more.")
+            raise InvalidPlan("A tolerated degradation is zero or more.")
         item = {"metric": spec["metric"], "tolerance": tolerance}
         if spec["metric"] == "score":
             if not spec.get("name"):
-                raise RolloutError("The online evaluator guardrail names its score.")
+                raise InvalidPlan("The online evaluator guardrail names its score.")
             item["name"] = str(spec["name"])[:100]
         clean.append(item)
     if not clean:
-        raise RolloutError("A canary needs at least one guardrail.")
+        raise InvalidPlan("A canary needs at least one guardrail.")
     return clean
 
 
@@ -178,7 +182,7 @@ def rollout_start(
     steps = _clean_steps(steps or [500, 2500, 5000, SPLIT_BUCKETS])
     guardrails = _clean_guardrails(guardrails or [{"metric": "error_rate", "tolerance": 0.0}])
     if not 0 < alpha < 0.5:
-        raise RolloutError("alpha is between 0 and 0.5.")
+        raise InvalidPlan("alpha is between 0 and 0.5.")
     label = Label.objects.select_for_update().filter(prompt=prompt, name=label_name).first()
     if label is None:
         raise RolloutError(f"{prompt.name} has no label '{label_name}': release a version first.")

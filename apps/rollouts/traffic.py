@@ -43,8 +43,9 @@ def _value(spec: dict[str, Any], index: int) -> Any:
 
 def _call_model(model_url: str, messages: list[dict[str, str]], timeout: float) -> tuple[bool, str, dict]:
     body = json.dumps({"model": "echo", "messages": messages}).encode()
-    request = urllib.request.Request(f"{model_url.rstrip('/')}/chat/completions", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    url = f"{model_url.rstrip('/')}/chat/completions"
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310 - http only
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the local model server
             answer = json.loads(response.read())

@@ -58,7 +58,7 @@ def test_the_api_refuses_an_unreviewed_canary_both_ways(released_v1, make_key, a
     response = client.post("/api/v1/canaries", {"prompt": "greet", "label": "production", "version": 2})
     assert response.status_code == 403 and response.json()["code"] == "review_required", response.json()
     by_hand = client.post(
-        "/api/v1/prompts/greet/labels/production", {"version": 1, "canary_version": 2, "canary_weight": 1000}
+        "/api/v1/prompts/greet/labels/production", {"version": 1, "canary": {"version": 2, "weight": 1000}}
     )
     assert by_hand.status_code == 403 and "a review is required" in by_hand.json()["detail"]
     _unchanged(released_v1)
