@@ -364,8 +364,9 @@ def rollout_pause(*, rollout_id: int, actor: Any, pause: bool = True) -> Rollout
 @transaction.atomic
 def rollout_evaluate(*, rollout_id: int, now=None) -> str:
     """Look at a running canary once: roll back on harm, else promote when the step's volume and time are
-    reached; returns "rolled_back", "stepped", "promoted" or "watching". Running it twice in a row is
-    harmless: the second look sees the new step (volume counted from its start) or a finished canary."""
+    reached and no guardrail looks worse (its estimate more than halfway to the rollback boundary: not proven
+    harmful, but such a step waits for the evidence to settle it); returns "rolled_back", "stepped",
+    "promoted" or "watching". Running it twice in a row is harmless: the second look sees the new step (volume counted from its start) or a finished canary."""
     rollout = _lock(rollout_id)
     if rollout is None or rollout.status != RolloutStatus.RUNNING:
         return "idle"
@@ -396,7 +397,7 @@ def rollout_evaluate(*, rollout_id: int, now=None) -> str:
             reason=f"automatic: {names} worse beyond tolerance",
         )
         outcome = "rolled_back"
-    elif volume >= rollout.min_volume and waited:
+    elif volume >= rollout.min_volume and waited and not any(g.verdict.looks_worse for g in report):
         rollout = rollout_promote(rollout_id=rollout.pk, actor=WATCHER, automatic=True, evidence=evidence)
         outcome = "promoted" if rollout.status == RolloutStatus.PROMOTED else "stepped"
     RolloutCheck.objects.create(

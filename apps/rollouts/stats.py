@@ -50,6 +50,13 @@ class Verdict:
     enough_data: bool
 
     @property
+    def looks_worse(self) -> bool:
+        """The estimate is more than halfway from the tolerance to the rollback boundary: harm is not proven,
+        but the watcher does not promote on it and waits for the evidence to settle it either way. (Under no
+        harm the estimate is past half the interval's width on few looks, so a good canary is not held up.)"""
+        return self.enough_data and self.difference > self.tolerance + self.half_width / 2
+
+    @property
     def low(self) -> float:
         return self.difference - self.half_width
 

@@ -79,7 +79,11 @@ def run(
         user = f"user-{rng.randrange(users)}"
         prompt = studio.get_prompt(prompt_name, label=label, key=user)
         values = {spec["name"]: _value(spec, index) for spec in prompt.variables}
-        rendered = prompt.render(**values)
+        try:
+            rendered = prompt.render(**values)
+        except ValueError:  # RenderError: the bounded sandbox refused (a slow first render on a loaded machine)
+            stats.calls["render refused"] += 1
+            continue
         messages = rendered if isinstance(rendered, list) else [{"role": "user", "content": rendered}]
         messages = [dict(m) for m in messages]
         fault_rate = errors + (canary_errors if prompt.arm == "canary" else 0.0)

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.django_db
 
 def test_a_write_key_starts_steps_pauses_and_rolls_back_a_canary(split_prompt, make_key, api):
     client = api(make_key("write"))
-    started = client.post("/api/v1/canaries", {"prompt": "greet", "version": 3, "steps": [1000, 5000, 10_000],
-                                               "guardrails": [{"metric": "error_rate", "tolerance": 0.01}]})  # fmt: skip
+    plan = {"prompt": "greet", "version": 3, "steps": [1000, 5000, 10_000],
+            "guardrails": [{"metric": "error_rate", "tolerance": 0.01}]}  # fmt: skip
+    started = client.post("/api/v1/canaries", plan)
     assert started.status_code == 201, started.json()
     canary = started.json()
     assert (canary["stable_version"], canary["canary_version"], canary["weight"], canary["status"]) == (
