@@ -366,7 +366,8 @@ def rollout_evaluate(*, rollout_id: int, now=None) -> str:
     """Look at a running canary once: roll back on harm, else promote when the step's volume and time are
     reached and no guardrail looks worse (its estimate more than halfway to the rollback boundary: not proven
     harmful, but such a step waits for the evidence to settle it); returns "rolled_back", "stepped",
-    "promoted" or "watching". Running it twice in a row is harmless: the second look sees the new step (volume counted from its start) or a finished canary."""
+    "promoted" or "watching". Running it twice in a row is harmless: the second look sees the new step
+    (volume counted from its start) or a finished canary."""
     rollout = _lock(rollout_id)
     if rollout is None or rollout.status != RolloutStatus.RUNNING:
         return "idle"

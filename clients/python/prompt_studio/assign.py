@@ -18,7 +18,7 @@ STABLE, CANARY = "stable", "canary"
 
 def bucket(prompt: str, label: str, key: str) -> int:
     """The key's bucket, 0..BUCKETS-1, for this prompt and label."""
-    digest = hashlib.sha256(f"{prompt}:{label}:{key}".encode()).digest()
+    digest = hashlib.sha256(f"{prompt}:{label}:{key}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
