@@ -361,6 +361,27 @@ def rollout_pause(*, rollout_id: int, actor: Any, pause: bool = True) -> Rollout
     return rollout
 
 
+def _label_matches(rollout: Rollout) -> bool:
+    """Whether the label still is the split this canary put there (a person may have moved it by hand)."""
+    label = Label.objects.filter(prompt=rollout.prompt, name=rollout.label_name).first()
+    return (
+        label is not None
+        and label.version_id == rollout.stable_version_id
+        and label.canary_version_id == rollout.canary_version_id
+        and label.canary_weight == rollout.weight
+    )
+
+
+def _abandon(rollout: Rollout, *, now) -> None:
+    """The label was moved outside the canary (a move or a rollback on the prompt's page): the canary ends
+    without touching the label again, so the watcher never undoes what a person did."""
+    rollout.status, rollout.finished_at = RolloutStatus.ROLLED_BACK, now
+    rollout.save(update_fields=["status", "finished_at"])
+    why = "the label was moved outside the canary; the canary ended without moving it"
+    _event(rollout, kind=EventKind.ROLLED_BACK, from_weight=rollout.weight, to_weight=0, actor=WATCHER,
+           automatic=True, reason=why)  # fmt: skip
+
+
 @transaction.atomic
 def rollout_evaluate(*, rollout_id: int, now=None) -> str:
     """Look at a running canary once: roll back on harm, else promote when the step's volume and time are
@@ -372,6 +393,9 @@ def rollout_evaluate(*, rollout_id: int, now=None) -> str:
     if rollout is None or rollout.status != RolloutStatus.RUNNING:
         return "idle"
     now = now or timezone.now()
+    if not _label_matches(rollout):
+        _abandon(rollout, now=now)
+        return "abandoned"
     report = selectors.guardrails(rollout)
     volume = selectors.step_volume(rollout)
     evidence = {

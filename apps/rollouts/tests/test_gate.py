@@ -122,3 +122,17 @@ def test_a_rollback_is_always_allowed_and_undoes_the_split(released_v1, cast):  
     assert (_label.version.number, _label.canary_version_id, _label.canary_weight) == (1, None, 0)
     last = LabelMove.objects.filter(prompt=released_v1).first()
     assert (last.action, last.from_canary_version, last.from_canary_weight) == ("rolled_back", v2, 500)
+
+
+def test_a_label_moved_by_hand_ends_the_canary_and_the_watcher_leaves_it_alone(released_v1, cast):  # noqa: F811
+    v2 = released_v1.versions.get(number=2)
+    approved(v2, requester=cast.author, approver=cast.reviewer)
+    rollout = services.rollout_start(prompt=released_v1, label_name="production", canary_version=v2, actor=cast.author)
+    # Undo from the label history: point production back at v1 alone (a rollback to a released version).
+    prompt_services.label_move(prompt=released_v1, label_name="production", version=released_v1.versions.get(number=1),
+                               actor=cast.admin, rollback=True)  # fmt: skip
+    assert services.rollout_evaluate(rollout_id=rollout.pk) == "abandoned"
+    rollout.refresh_from_db()
+    assert rollout.status == "rolled_back" and "moved outside the canary" in rollout.events.last().reason
+    _unchanged_label = _production(released_v1)
+    assert (_unchanged_label.version.number, _unchanged_label.canary_version_id) == (1, None)
