@@ -268,6 +268,8 @@ def rollout_promote(
         raise RolloutError("No such canary.")
     _require_active(rollout)
     _person(rollout, actor, "Promoting a canary")
+    if not _label_matches(rollout):
+        raise RolloutError(f"{rollout.label_name} was moved outside this canary; start a new canary instead.")
     before = rollout.weight
     rollout.step_index += 1
     weight = rollout.weight
