@@ -64,6 +64,7 @@ class Resolved:
     canary_id: int = 0
     canary_hash: str = ""
     canary_weight: int = 0
+    canary_labels: tuple[str, ...] = ()
 
 
 class _Caches:

@@ -71,8 +71,10 @@ def resolve(*, project_id: int, name: str, label: str | None = None, number: int
     etag = make_etag(content_hash, version_id, *labels)
     split = {}
     if canary and canary[0]:
-        split = {"canary_id": canary[0], "canary_hash": canary[1], "canary_weight": canary[2]}
-        etag = make_etag(content_hash, version_id, *labels, "split", *canary)
+        canary_labels = tuple(_labels_of(canary[0]))
+        split = {"canary_id": canary[0], "canary_hash": canary[1], "canary_weight": canary[2],
+                 "canary_labels": canary_labels}  # fmt: skip
+        etag = make_etag(content_hash, version_id, *labels, "split", *canary, *canary_labels)
     resolved = Resolved(version_id=version_id, etag=etag, labels=labels, **split)
     cache.resolved_put(cache_key, resolved, read_at_epoch=epoch)
     return resolved
@@ -113,14 +115,7 @@ def arm_resolve(resolved: Resolved, *, name: str, label: str, key: str | None) -
     chosen = assign.arm(name, label, key, resolved.canary_weight)
     etag = make_etag(resolved.etag, "arm", chosen)
     if chosen == assign.CANARY:
-        return chosen, Resolved(
-            version_id=resolved.canary_id,
-            etag=etag,
-            labels=tuple(_labels_of(resolved.canary_id)),
-            canary_id=resolved.canary_id,
-            canary_hash=resolved.canary_hash,
-            canary_weight=resolved.canary_weight,
-        )
+        return chosen, replace(resolved, version_id=resolved.canary_id, etag=etag, labels=resolved.canary_labels)
     return chosen, replace(resolved, etag=etag)
 
 
