@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
@@ -56,6 +59,14 @@ def canary_list(request: HttpRequest) -> HttpResponse:
         status = 400
     rollouts = selectors.rollouts_of(project_id=project.pk)[:50]
     return render(request, "rollouts/canary_list.html", {"form": form, "rollouts": rollouts}, status=status)
+
+
+@require_GET
+@project_role_required(Role.EDITOR)
+def canary_new(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """The version page's "Start a canary": the form, filled in with that version."""
+    query = urlencode({"prompt": name, "version": number})
+    return redirect(f"{reverse('rollouts:list', args=[request.project.slug])}?{query}#canary-form")
 
 
 @require_GET

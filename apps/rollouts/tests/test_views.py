@@ -30,8 +30,11 @@ def _send(api_client, version: int, count: int, errors: int) -> None:
 
 def test_an_editor_starts_a_canary_from_the_page_and_sees_it(split_prompt, editor, client):
     client.force_login(editor)
-    page = client.get(f"/p/{split_prompt.project.slug}/canaries/")
+    version_page = client.get(f"/p/{split_prompt.project.slug}/prompts/greet/v/3/").content.decode()
+    assert f"/p/{split_prompt.project.slug}/canaries/new/greet/3/" in version_page  # the version's action
+    page = client.get(f"/p/{split_prompt.project.slug}/canaries/new/greet/3/", follow=True)
     assert page.status_code == 200 and b"Start a canary" in page.content
+    assert page.context["form"]["version"].value() == "3" and page.context["form"]["prompt"].value() == "greet"
     response = client.post(
         f"/p/{split_prompt.project.slug}/canaries/",
         {"prompt": "greet", "label": "production", "version": 3, "steps": "10, 50, 100", "min_volume": 50,
