@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.ratings",
     "apps.traces",
     "apps.monitoring",
+    "apps.rollouts",
     "apps.api",
     "axes",  # login throttling; last, so its admin and migrations follow the project's
 ]
@@ -228,6 +229,15 @@ CELERY_BEAT_SCHEDULE["monitoring-alerts"] = {
     "task": "monitoring.evaluate_alerts",
     "schedule": float(MONITORING_ALERT_SECONDS),
     "options": {"expires": MONITORING_ALERT_SECONDS - 5},
+}
+
+# --- Canary releases (apps/rollouts) --------------------------------------------
+# How often the beat task looks at every running canary (roll back on harm, promote a finished step).
+ROLLOUT_WATCH_SECONDS = env_int("ROLLOUT_WATCH_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE["rollouts-watch"] = {
+    "task": "rollouts.watch",
+    "schedule": float(ROLLOUT_WATCH_SECONDS),
+    "options": {"expires": ROLLOUT_WATCH_SECONDS - 2},
 }
 
 # --- Auth, i18n, static -------------------------------------------------------

@@ -28,4 +28,5 @@ urlpatterns = [
     path("p/<slug:project_slug>/ratings/", include("apps.ratings.urls")),
     path("p/<slug:project_slug>/traces/", include("apps.traces.urls")),
     path("p/<slug:project_slug>/monitoring/", include("apps.monitoring.urls")),
+    path("p/<slug:project_slug>/canaries/", include("apps.rollouts.urls")),
 ]

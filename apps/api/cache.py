@@ -60,6 +60,11 @@ class Resolved:
     version_id: int
     etag: str
     labels: tuple[str, ...] = ()
+    # A label split for a canary: the canary arm's version, its content hash and weight (basis points).
+    canary_id: int = 0
+    canary_hash: str = ""
+    canary_weight: int = 0
+    canary_labels: tuple[str, ...] = ()
 
 
 class _Caches:

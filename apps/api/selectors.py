@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
+from prompt_studio import assign
 
 from apps.api import cache
 from apps.api.cache import Resolved
@@ -51,16 +53,29 @@ def resolve(*, project_id: int, name: str, label: str | None = None, number: int
     else:
         row = (
             Label.objects.filter(prompt__project_id=project_id, prompt__name=name, name=label)
-            .values_list("version_id", "version__content_hash")
+            .values_list(
+                "version_id",
+                "version__content_hash",
+                "canary_version_id",
+                "canary_version__content_hash",
+                "canary_weight",
+            )
             .first()
         )
         if row is None:
             if not Prompt.objects.filter(project_id=project_id, name=name).exists():
                 raise _prompt_missing(project_id, name)
             raise ApiError(404, "label_not_found", f"{name} has no label '{label}'.", prompt=name, label=label)
-    version_id, content_hash = row
+    version_id, content_hash, *canary = row
     labels = tuple(_labels_of(version_id))
-    resolved = Resolved(version_id=version_id, etag=make_etag(content_hash, version_id, *labels), labels=labels)
+    etag = make_etag(content_hash, version_id, *labels)
+    split = {}
+    if canary and canary[0]:
+        canary_labels = tuple(_labels_of(canary[0]))
+        split = {"canary_id": canary[0], "canary_hash": canary[1], "canary_weight": canary[2],
+                 "canary_labels": canary_labels}  # fmt: skip
+        etag = make_etag(content_hash, version_id, *labels, "split", *canary, *canary_labels)
+    resolved = Resolved(version_id=version_id, etag=etag, labels=labels, **split)
     cache.resolved_put(cache_key, resolved, read_at_epoch=epoch)
     return resolved
 
@@ -87,6 +102,40 @@ def version_body(version: PromptVersion, labels: list[str] | tuple[str, ...] | N
         "content_hash": version.content_hash,
         "created_at": version.created_at.isoformat(),
     }
+
+
+def arm_resolve(resolved: Resolved, *, name: str, label: str, key: str | None) -> tuple[str, Resolved]:
+    """(arm, what to serve) for a split label: the key's sticky arm, or the stable one without a key.
+
+    Each arm has its own ETag (the label's split ETag and the arm), so a client holding the stable
+    document is told 304 only while its key still gets the stable arm of this split.
+    """
+    if key is None:
+        return assign.STABLE, resolved
+    chosen = assign.arm(name, label, key, resolved.canary_weight)
+    etag = make_etag(resolved.etag, "arm", chosen)
+    if chosen == assign.CANARY:
+        return chosen, replace(resolved, version_id=resolved.canary_id, etag=etag, labels=resolved.canary_labels)
+    return chosen, replace(resolved, etag=etag)
+
+
+def split_body(
+    body: dict[str, Any], *, resolved: Resolved, arm: str, stable_id: int, embed_canary: bool
+) -> dict[str, Any]:
+    """A version document of a split label, naming its arm; without a key it carries the canary's document
+    too, so a client assigns keys itself (prompt_studio.assign) and keeps doing so offline."""
+    numbers = dict(
+        PromptVersion.objects.filter(pk__in=[stable_id, resolved.canary_id]).values_list("pk", "number")
+    )  # fmt: skip
+    split: dict[str, Any] = {
+        "stable_version": numbers.get(stable_id),
+        "canary_version": numbers.get(resolved.canary_id),
+        "canary_weight": resolved.canary_weight,
+        "buckets": assign.BUCKETS,
+    }
+    if embed_canary:
+        split["canary"] = version_body(version_load(version_id=resolved.canary_id))
+    return {**body, "arm": arm, "split": split}
 
 
 def prompt_list(*, project_id: int) -> list[dict[str, Any]]:
@@ -125,6 +174,7 @@ def _released(*, project_id: int, label: str) -> tuple[list[tuple[str, int, str]
             "prompt__name", "version_id", "version__content_hash"
         )
     rows = sorted(rows)
+    splits = _splits(project_id=project_id, label=label)
     if not rows:
         raise ApiError(404, "label_not_found", f"No prompt in this project has the label '{label}'.", label=label)
     labels: dict[int, list[str]] = {}
@@ -134,7 +184,20 @@ def _released(*, project_id: int, label: str) -> tuple[list[tuple[str, int, str]
     ):
         labels.setdefault(version_id, []).append(label_name)
     parts = [f"{name}:{vid}:{content_hash}:{','.join(labels.get(vid, []))}" for name, vid, content_hash in rows]
+    parts += [f"split:{name}:{split}" for name, split in sorted(splits.items())]
     return rows, labels, make_etag(label, *parts)
+
+
+def _splits(*, project_id: int, label: str) -> dict[str, tuple[int, str, int]]:
+    """prompt name -> (canary version id, its content hash, weight) of the label's canary splits."""
+    if label == LATEST:
+        return {}
+    return {
+        name: (canary_id, canary_hash, weight)
+        for name, canary_id, canary_hash, weight in Label.objects.filter(
+            prompt__project_id=project_id, name=label, canary_version__isnull=False
+        ).values_list("prompt__name", "canary_version_id", "canary_version__content_hash", "canary_weight")
+    }
 
 
 def releases_resolve(*, project_id: int, label: str) -> Resolved:
@@ -155,6 +218,13 @@ def releases_body(*, project_id: int, project_slug: str, label: str) -> tuple[di
     rows, labels, etag = _released(project_id=project_id, label=label)
     versions = PromptVersion.objects.filter(pk__in=[vid for _, vid, _ in rows]).select_related("prompt")
     prompts = {v.prompt.name: version_body(v, labels.get(v.pk, [])) for v in versions}
+    for name, (canary_id, canary_hash, weight) in _splits(project_id=project_id, label=label).items():
+        if name in prompts:
+            split = Resolved(version_id=0, etag="", canary_id=canary_id, canary_hash=canary_hash, canary_weight=weight)
+            stable_id = next(vid for row_name, vid, _ in rows if row_name == name)
+            prompts[name] = split_body(
+                prompts[name], resolved=split, arm=assign.STABLE, stable_id=stable_id, embed_canary=True
+            )
     body = {"project": project_slug, "label": label, "prompts": dict(sorted(prompts.items()))}
     return body, etag
 

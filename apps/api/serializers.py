@@ -41,6 +41,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (not a string)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictDecimalField(serializers.DecimalField):
     """A JSON number (not a string), kept as a Decimal."""
 
@@ -73,6 +82,27 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField()
 
 
+class CanaryVersionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    type = serializers.ChoiceField(choices=["text", "chat"])
+    template = serializers.CharField(allow_null=True)
+    messages = MessageSerializer(many=True, allow_null=True)
+    config = serializers.DictField()
+    variables = VariableSerializer(many=True)
+    labels = serializers.ListField(child=serializers.CharField())
+    content_hash = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SplitSerializer(serializers.Serializer):
+    stable_version = serializers.IntegerField()
+    canary_version = serializers.IntegerField()
+    canary_weight = serializers.IntegerField(help_text="Basis points of `buckets` that get the canary.")
+    buckets = serializers.IntegerField(help_text="10000: sha256('<prompt>:<label>:<key>') mod buckets < weight.")
+    canary = CanaryVersionSerializer(required=False, help_text="The canary's document (answers without key=).")
+
+
 class PromptVersionSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField()
@@ -84,6 +114,10 @@ class PromptVersionSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField())
     content_hash = serializers.CharField()
     created_at = serializers.DateTimeField()
+    arm = serializers.ChoiceField(
+        choices=["stable", "canary"], required=False, help_text="On a label split for a canary: the arm answered."
+    )
+    split = SplitSerializer(required=False, help_text="On a label split for a canary: the split.")
 
 
 class PromptSummarySerializer(serializers.Serializer):
@@ -163,9 +197,17 @@ class VersionCreatedSerializer(PromptVersionSerializer):
     created = serializers.BooleanField(help_text="false when the content equals the newest version's (nothing saved)")
 
 
+class LabelCanarySerializer(serializers.Serializer):
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1, help_text="The canary version.")
+    weight = StrictIntegerField(min_value=1, max_value=9999, help_text="Its share in basis points (1000 = 10%).")
+
+
 class LabelMoveSerializer(serializers.Serializer):
     version = StrictIntegerField(min_value=1, max_value=2**31 - 1)
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+    canary = LabelCanarySerializer(
+        required=False, help_text="Split the label for a canary: `version` gets this version's share of the keys."
+    )
 
 
 class LabelMovedSerializer(serializers.Serializer):
@@ -174,6 +216,8 @@ class LabelMovedSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     previous_version = serializers.IntegerField(allow_null=True)
     moved = serializers.BooleanField(help_text="false when the label already pointed at that version")
+    canary_version = serializers.IntegerField(required=False, help_text="The canary arm, when the label is split.")
+    canary_weight = serializers.IntegerField(required=False)
 
 
 class FieldChangeSerializer(serializers.Serializer):
@@ -196,3 +240,64 @@ class DiffSerializer(serializers.Serializer):
     diff = serializers.CharField(allow_blank=True, help_text="A unified diff of the text or the messages.")
     config = FieldChangeSerializer(many=True, help_text="The config keys that changed.")
     variables = FieldChangeSerializer(many=True, help_text="The variables that were added, removed or changed.")
+
+
+class CanaryGuardrailSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=["error_rate", "feedback", "score", "latency_p95", "cost"])
+
+    tolerance = StrictFloatField(
+        min_value=0, max_value=1000, required=False, default=0.0,
+        help_text="The tolerated degradation: points of error rate (0.01), score units, or relative (latency, cost).",
+    )  # fmt: skip
+    name = StrictCharField(max_length=100, required=False, help_text="The score's name (metric score).")
+
+
+class CanaryStartSerializer(serializers.Serializer):
+    prompt = StrictRegexField(NAME_PATTERN, max_length=100)
+    label = StrictRegexField(
+        NAME_PATTERN.replace("{0,99}", "{0,49}"), max_length=50, required=False, default="production"
+    )
+    version = StrictIntegerField(min_value=1, max_value=2**31 - 1, help_text="The canary version.")
+    steps = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=10_000), min_length=1, max_length=20, required=False,
+        help_text="Rising canary weights in basis points ending at 10000 (default 500, 2500, 5000, 10000).",
+    )  # fmt: skip
+    min_volume = StrictIntegerField(min_value=1, max_value=10_000_000, required=False)
+    min_minutes = StrictFloatField(min_value=0, max_value=100_000, required=False)
+    guardrails = CanaryGuardrailSerializer(many=True, required=False, min_length=1, max_length=5)
+    alpha = StrictFloatField(min_value=0.001, max_value=0.2, required=False)
+
+
+class CanaryEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    from_weight = serializers.IntegerField()
+    to_weight = serializers.IntegerField()
+    automatic = serializers.BooleanField()
+    actor = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    at = serializers.DateTimeField()
+
+
+class CanarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prompt = serializers.CharField()
+    label = serializers.CharField()
+    stable_version = serializers.IntegerField()
+    canary_version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "paused", "promoted", "rolled_back"])
+    weight = serializers.IntegerField(help_text="The canary's share now, in basis points.")
+    steps = serializers.ListField(child=serializers.IntegerField())
+    step_index = serializers.IntegerField()
+    min_volume = serializers.IntegerField()
+    min_minutes = serializers.FloatField()
+    guardrails = serializers.ListField(child=serializers.DictField())
+    alpha = serializers.FloatField()
+    review = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    last_evidence = serializers.DictField(allow_null=True, help_text="What the watcher saw at its last look.")
+    events = CanaryEventSerializer(many=True)
+
+
+class CanaryListSerializer(serializers.Serializer):
+    canaries = CanarySerializer(many=True)

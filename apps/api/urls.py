@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from apps.api import datasets, experiments, monitoring, traces, views
+from apps.api import canaries, datasets, experiments, monitoring, traces, views
 from apps.api.errors import not_found
 
 app_name = "api"
@@ -47,6 +47,8 @@ urlpatterns = [
     path("v1/traces/<str:trace_id>", traces.trace_detail, name="trace"),
     path("v1/feedback", traces.feedback, name="feedback"),
     path("v1/metrics", monitoring.metrics, name="metrics"),
+    path("v1/canaries", canaries.canaries, name="canaries"),
+    path("v1/canaries/<int:canary_id>/<str:action>", canaries.canary_action, name="canary_action"),
     path("v1/drift", monitoring.drift_reports, name="drift_reports"),
     path("v1/drift/<int:report_id>", monitoring.drift_report, name="drift_report"),
     path("v1/alerts", monitoring.alerts, name="alerts"),

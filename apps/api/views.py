@@ -52,6 +52,14 @@ SELECTOR_PARAMETERS = [
         description="A version number; with a label too, that version if it carries the label (else 404).",
     ),
 ]
+KEY_PARAMETER = OpenApiParameter(
+    "key",
+    {"type": "string", "minLength": 1, "maxLength": 200},
+    description=(
+        "Who asks (an end-user or session id): on a label split for a canary, the key's sticky arm is "
+        "answered (`arm` names it). Without it a split label answers its stable arm and the canary's document."
+    ),
+)
 CONDITIONAL_PARAMETERS = [
     OpenApiParameter(
         "If-None-Match", str, OpenApiParameter.HEADER, description="The ETag you hold: 304 when it is current."
@@ -97,6 +105,12 @@ def _check_label(label: str) -> str:
             f"'{label[:50]}' is not a label name: use lower-case letters, digits, '.', '_' and '-'.",
         )
     return label
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is not None and not 0 < len(key) <= 200:
+        raise ApiError(400, "invalid_query", "key= is an end-user or session id of 1 to 200 characters.")
+    return key
 
 
 def _selector(params: Any) -> tuple[str | None, int | None]:
@@ -150,22 +164,34 @@ def prompt_list(request: Request) -> Response:
         operation_id="prompt_get",
         summary="Fetch a prompt by label (default production) or version",
         description="A strong ETag comes with each answer; send it in If-None-Match to get 304 while it is current.",
-        parameters=SELECTOR_PARAMETERS + CONDITIONAL_PARAMETERS,
+        parameters=[*SELECTOR_PARAMETERS, KEY_PARAMETER, *CONDITIONAL_PARAMETERS],
         responses={200: s.PromptVersionSerializer, 304: OpenApiResponse(description="Not modified"), **ERRORS},
     )
 )
 class PromptView(LeanGetView):
     def answer(self, request, key: KeyInfo, name: str) -> HttpResponse:
         label, number = _selector(request.GET)
-        resolved = _resolve(key.project_id, _check_name(name), label, number)
+        name = _check_name(name)
+        user_key = _check_key(request.GET.get("key"))
+        resolved = _resolve(key.project_id, name, label, number)
+        arm, stable_id = "", resolved.version_id
+        if resolved.canary_id and number is None:
+            arm, resolved = selectors.arm_resolve(resolved, name=name, label=label, key=user_key)
         headers = _conditional_headers(resolved.etag)
+        if arm:
+            headers["X-Prompt-Arm"] = arm
         if _etag_matches(request, resolved.etag):
             return HttpResponse(status=304, headers=headers)
         body = cache.body_get(resolved.etag)
         if body is None:
             epoch = cache.epoch()
             version = selectors.version_load(version_id=resolved.version_id)
-            body = _json(selectors.version_body(version, resolved.labels))
+            document = selectors.version_body(version, resolved.labels)
+            if arm:
+                document = selectors.split_body(
+                    document, resolved=resolved, arm=arm, stable_id=stable_id, embed_canary=user_key is None
+                )
+            body = _json(document)
             cache.body_put(resolved.etag, body, read_at_epoch=epoch)
         return HttpResponse(body, content_type="application/json", headers=headers)
 
@@ -302,7 +328,11 @@ def _keep_samples(specs: list[dict[str, Any]], newest: PromptVersion | None) -> 
 @extend_schema(
     operation_id="label_move",
     summary="Move a label to a version (write scope)",
-    description="A protected label refuses with 403 review_required unless its release policy is met.",
+    description=(
+        "A protected label refuses with 403 review_required unless its release policy is met. With `canary` "
+        "the label becomes a split (a canary by hand, not watched; see /canaries for a watched "
+        "plan): the canary needs the same review on a protected label."
+    ),
     parameters=[OpenApiParameter("label", str, OpenApiParameter.PATH, pattern="^(?!latest$)" + LABEL_PATTERN[1:])],
     request=s.LabelMoveSerializer,
     responses={200: s.LabelMovedSerializer, **WRITE_ERRORS},
@@ -321,17 +351,31 @@ def label_move(request: Request, name: str, label: str) -> Response:
     version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
     if version is None:
         raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
+    canary = None
+    if "canary" in data:
+        canary = PromptVersion.objects.filter(prompt=prompt, number=data["canary"]["version"]).first()
+        if canary is None:
+            raise ApiError(404, "version_not_found", f"{name} has no version {data['canary']['version']}.", prompt=name)
     try:
         outcome = prompt_services.label_set(
-            prompt=prompt, label_name=label, version=version, actor=api_key, reason=data["reason"] or "moved by API"
+            prompt=prompt,
+            label_name=label,
+            version=version,
+            actor=api_key,
+            reason=data["reason"] or "moved by API",
+            canary_version=canary,
+            canary_weight=data["canary"]["weight"] if canary else 0,
         )
     except prompt_services.LabelMoveRefused as exc:
         raise ApiError(403, exc.code, str(exc), label=label)
     except prompt_services.PromptError as exc:
         raise ApiError(409, exc.code, str(exc))
     previous = outcome.previous.number if outcome.previous else None
-    return Response({"name": name, "label": label, "version": version.number, "previous_version": previous,
-                     "moved": outcome.moved})  # fmt: skip
+    body = {"name": name, "label": label, "version": version.number, "previous_version": previous,
+            "moved": outcome.moved}  # fmt: skip
+    if canary is not None:
+        body.update(canary_version=canary.number, canary_weight=data["canary"]["weight"])
+    return Response(body)
 
 
 @extend_schema(exclude=True)

@@ -101,17 +101,38 @@ class PromptVersion(models.Model):
         return {spec["name"]: spec.get("sample") for spec in self.variables if "sample" in spec}
 
 
+# A canary's share is in basis points: 1000 is 10% of the keys (buckets 0..9999, prompt_studio.assign).
+SPLIT_BUCKETS = 10_000
+
+
 class Label(models.Model):
-    """A movable pointer such as `production` to one version of a prompt."""
+    """A movable pointer such as `production` to one version of a prompt, or a weighted split for a canary.
+
+    With a canary, `canary_weight` of every SPLIT_BUCKETS keys get `canary_version`, the rest `version`
+    (the stable arm); which keys is decided by prompt_studio.assign, the same in the server and the client.
+    """
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(max_length=50, validators=[name_validator])
     version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="labels")
+    canary_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="canary_labels"
+    )
+    canary_weight = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["prompt", "name"], name="label_unique_name_per_prompt")]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "name"], name="label_unique_name_per_prompt"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(canary_version__isnull=True, canary_weight=0)
+                    | models.Q(canary_version__isnull=False, canary_weight__gt=0, canary_weight__lt=SPLIT_BUCKETS)
+                ),
+                name="label_split_is_consistent",
+            ),
+        ]
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -131,6 +152,9 @@ class LabelGatePass(models.Model):
     prompt_id = models.BigIntegerField()
     label_name = models.CharField(max_length=50)
     version_id = models.BigIntegerField()
+    # A split needs a pass naming its canary arm and weight too (migration 0003): a weight change is a move.
+    canary_version_id = models.BigIntegerField(null=True, blank=True)
+    canary_weight = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -145,6 +169,7 @@ class LabelAction(models.TextChoices):
     CREATED = "created", "created"
     MOVED = "moved", "moved"
     ROLLED_BACK = "rolled_back", "rolled back"
+    SPLIT = "split", "split for a canary"
     DELETED = "deleted", "deleted"
 
 
@@ -156,6 +181,15 @@ class LabelMove(models.Model):
     action = models.CharField(max_length=16, choices=LabelAction.choices)
     from_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     to_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The canary arm before and after the move (none when the label was or is a plain pointer).
+    from_canary_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    from_canary_weight = models.PositiveSmallIntegerField(default=0)
+    to_canary_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_canary_weight = models.PositiveSmallIntegerField(default=0)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     actor_repr = models.CharField(max_length=200)
     reason = models.CharField(max_length=500, blank=True)

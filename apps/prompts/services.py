@@ -14,6 +14,7 @@ from apps.accounts.models import Project
 from apps.audit.services import actor_repr, actor_user, audit_record
 from apps.prompts.content import Content, ContentProblem
 from apps.prompts.models import (
+    SPLIT_BUCKETS,
     Label,
     LabelAction,
     LabelGatePass,
@@ -71,6 +72,29 @@ class LabelMoveAttempt:
     to_version: PromptVersion | None  # None when the label is being deleted
     action: str
     actor: Any
+    # The canary arm of a split label, before and after (weights in basis points of SPLIT_BUCKETS).
+    from_canary_version: PromptVersion | None = None
+    from_canary_weight: int = 0
+    canary_version: PromptVersion | None = None
+    canary_weight: int = 0
+
+    def versions_gaining(self) -> list[PromptVersion]:
+        """The versions this move gives traffic they did not have: what a release gate must vet.
+
+        A new stable version gains (a plain move, a promotion), and so does a canary arm whose weight
+        grows (a start, a step). Shrinking or ending a canary back to the stable version it already
+        splits with gains nothing new: that is always the way back.
+        """
+        gaining = []
+        if self.to_version is not None and self.to_version != self.from_version:
+            gaining.append(self.to_version)
+        if self.canary_version is not None:
+            before = self.from_canary_weight if self.from_canary_version == self.canary_version else 0
+            if self.canary_version == self.from_version and self.to_version != self.from_version:
+                before = SPLIT_BUCKETS - self.from_canary_weight
+            if self.canary_weight > before and self.canary_version not in gaining:
+                gaining.append(self.canary_version)
+        return gaining
 
 
 # Higher apps (reviews) register guards here, in their AppConfig.ready(). A guard
@@ -224,6 +248,10 @@ def _record_move(attempt: LabelMoveAttempt, reason: str) -> LabelMove:
         action=attempt.action,
         from_version=attempt.from_version,
         to_version=attempt.to_version,
+        from_canary_version=attempt.from_canary_version,
+        from_canary_weight=attempt.from_canary_weight,
+        to_canary_version=attempt.canary_version,
+        to_canary_weight=attempt.canary_weight,
         actor=actor_user(attempt.actor),
         actor_repr=actor_repr(attempt.actor),
         reason=reason.strip()[:500],
@@ -235,10 +263,22 @@ def _record_move(attempt: LabelMoveAttempt, reason: str) -> LabelMove:
         object_type="prompts.label",
         object_id=f"{attempt.prompt.pk}:{attempt.label_name}",
         object_repr=f"{attempt.prompt.name}@{attempt.label_name}",
-        before={"version": attempt.from_version.number} if attempt.from_version else None,
-        after={"version": attempt.to_version.number, "reason": move.reason} if attempt.to_version else None,
+        before=_label_state(attempt.from_version, attempt.from_canary_version, attempt.from_canary_weight),
+        after=(
+            {**_label_state(attempt.to_version, attempt.canary_version, attempt.canary_weight), "reason": move.reason}
+            if attempt.to_version
+            else None
+        ),
     )
     return move
+
+
+def _label_state(version: PromptVersion | None, canary: PromptVersion | None, weight: int) -> dict | None:
+    if version is None:
+        return None
+    if canary is None:
+        return {"version": version.number}
+    return {"version": version.number, "canary_version": canary.number, "canary_weight": weight}
 
 
 def _run_guards(attempt: LabelMoveAttempt) -> None:
@@ -255,6 +295,8 @@ def label_move(
     actor,
     reason: str = "",
     rollback: bool = False,
+    canary_version: PromptVersion | None = None,
+    canary_weight: int = 0,
 ) -> Label:
     """Point a label at a version, creating the label if it is new; a label already there is refused.
 
@@ -262,7 +304,14 @@ def label_move(
     run under that lock, and the move and its audit event commit together.
     """
     outcome = label_set(
-        prompt=prompt, label_name=label_name, version=version, actor=actor, reason=reason, rollback=rollback
+        prompt=prompt,
+        label_name=label_name,
+        version=version,
+        actor=actor,
+        reason=reason,
+        rollback=rollback,
+        canary_version=canary_version,
+        canary_weight=canary_weight,
     )
     if not outcome.moved:
         raise PromptError(f"{outcome.label.name} already points at v{version.number}.")
@@ -278,20 +327,43 @@ def label_set(
     actor,
     reason: str = "",
     rollback: bool = False,
+    canary_version: PromptVersion | None = None,
+    canary_weight: int = 0,
 ) -> LabelMoved:
-    """Like label_move, but a label already at the version is an outcome (moved=False), decided under its lock."""
+    """Like label_move, but a label already at the version is an outcome (moved=False), decided under its lock.
+
+    With `canary_version` the label becomes a split: `canary_weight` basis points (1..9999 of
+    SPLIT_BUCKETS) of the keys get the canary, the rest `version`. A plain move ends any split.
+    """
     label_name = _check_name(label_name, "label")
     if label_name in RESERVED_LABELS:
         raise PromptError("'latest' always follows the newest version; it cannot be moved by hand.")
     if version.prompt_id != prompt.pk:
         raise PromptError("That version belongs to another prompt.")
+    if canary_version is None:
+        canary_weight = 0
+    else:
+        if canary_version.prompt_id != prompt.pk:
+            raise PromptError("That canary version belongs to another prompt.")
+        if canary_version.pk == version.pk:
+            raise PromptError("A canary needs a version other than the stable one.")
+        if not 0 < canary_weight < SPLIT_BUCKETS:
+            raise PromptError(f"A canary's weight is between 1 and {SPLIT_BUCKETS - 1} basis points.")
     label = Label.objects.select_for_update().filter(prompt=prompt, name=label_name).first()
-    if label is not None and label.version_id == version.pk:
+    canary_id = canary_version.pk if canary_version else None
+    if (
+        label is not None
+        and label.version_id == version.pk
+        and label.canary_version_id == canary_id
+        and label.canary_weight == canary_weight
+    ):
         return LabelMoved(label=label, previous=version, moved=False)
     if label is None:
         action = LabelAction.CREATED
+    elif rollback:
+        action = LabelAction.ROLLED_BACK
     else:
-        action = LabelAction.ROLLED_BACK if rollback else LabelAction.MOVED
+        action = LabelAction.SPLIT if canary_version is not None else LabelAction.MOVED
     attempt = LabelMoveAttempt(
         prompt=prompt,
         label_name=label_name,
@@ -299,30 +371,48 @@ def label_set(
         to_version=version,
         action=action,
         actor=actor,
+        from_canary_version=label.canary_version if label else None,
+        from_canary_weight=label.canary_weight if label else 0,
+        canary_version=canary_version,
+        canary_weight=canary_weight,
     )
     _run_guards(attempt)
+    arms = {"version": version, "canary_version": canary_version, "canary_weight": canary_weight}
     if label is None:
         try:
-            with transaction.atomic(), _gate_pass(prompt=prompt, label_name=label_name, version=version):
-                label = Label.objects.create(prompt=prompt, name=label_name, version=version)
+            with transaction.atomic(), _gate_pass(prompt=prompt, label_name=label_name, **arms):
+                label = Label.objects.create(prompt=prompt, name=label_name, **arms)
         except IntegrityError:
             raise PromptError(f"{label_name} was created by someone else just now; try again.") from None
     else:
-        label.version = version
-        with _gate_pass(prompt=prompt, label_name=label_name, version=version):
-            label.save(update_fields=["version", "updated_at"])
+        label.version, label.canary_version, label.canary_weight = version, canary_version, canary_weight
+        with _gate_pass(prompt=prompt, label_name=label_name, **arms):
+            label.save(update_fields=["version", "canary_version", "canary_weight", "updated_at"])
     _record_move(attempt, reason)
     return LabelMoved(label=label, previous=attempt.from_version, moved=True)
 
 
 @contextmanager
-def _gate_pass(*, prompt: Prompt, label_name: str, version: PromptVersion) -> Iterator[None]:
+def _gate_pass(
+    *,
+    prompt: Prompt,
+    label_name: str,
+    version: PromptVersion,
+    canary_version: PromptVersion | None = None,
+    canary_weight: int = 0,
+) -> Iterator[None]:
     """Let the database accept this one label write (its triggers refuse a label write without a pass).
 
     Called only by label_set (label_move), after the guards passed and inside its transaction,
     so the pass never outlives the move and the move is always recorded.
     """
-    gate_pass = LabelGatePass.objects.create(prompt_id=prompt.pk, label_name=label_name, version_id=version.pk)
+    gate_pass = LabelGatePass.objects.create(
+        prompt_id=prompt.pk,
+        label_name=label_name,
+        version_id=version.pk,
+        canary_version_id=canary_version.pk if canary_version else None,
+        canary_weight=canary_weight,
+    )
     yield
     LabelGatePass.objects.filter(pk=gate_pass.pk).delete()
 
@@ -339,6 +429,8 @@ def label_delete(*, prompt: Prompt, label_name: str, actor, reason: str = "") ->
         to_version=None,
         action=LabelAction.DELETED,
         actor=actor,
+        from_canary_version=label.canary_version,
+        from_canary_weight=label.canary_weight,
     )
     _run_guards(attempt)
     label.delete()

@@ -56,39 +56,48 @@ def release_gate(attempt: LabelMoveAttempt) -> None:
             "A project admin can unprotect it under Reviews → Release policies first.",
             code="label_protected",
         )
-    _check_content(attempt)
+    # A canary is vetted like a release: every version the move gives traffic (a new stable version, or a
+    # canary arm whose weight grows) needs the approved review; going back to the stable arm needs none.
+    for version in attempt.versions_gaining():
+        _vet(attempt, version, policy)
+
+
+def _vet(attempt: LabelMoveAttempt, version: PromptVersion, policy) -> None:
+    label = attempt.label_name
+    _check_content(version)
     review_id = _releasing.get()
     if review_id is not None:
-        _check_release(attempt, review_id, policy)
+        _check_release(attempt, version, review_id, policy)
         return
-    released_by = selectors.was_released(prompt=attempt.prompt, label_name=label, version=attempt.to_version)
+    released_by = selectors.was_released(prompt=attempt.prompt, label_name=label, version=version)
     if released_by is not None:
-        _record_rollback(attempt, released_by)
+        _record_rollback(attempt, version, released_by)
         return
+    what = "a canary of " if version == attempt.canary_version else ""
     raise LabelMoveRefused(
-        f"{label} is protected: a review is required. It moves only to a version approved through a review "
-        f"request — open v{attempt.to_version.number} and press “Request release”. "
+        f"{label} is protected: a review is required. It moves (or takes {what}a version) only to a version "
+        f"approved through a review request — open v{version.number} and press “Request release”. "
         f"Only a rollback to a version released under {label} before is allowed without one."
     )
 
 
-def _check_content(attempt: LabelMoveAttempt) -> None:
+def _check_content(version: PromptVersion) -> None:
     """Recompute the hash of what is about to be released from the row as the database holds it now.
 
     The database refuses to change a version, but its owner can lift a trigger; a
     version whose content no longer matches the hash it was saved (and reviewed)
     with is never released.
     """
-    stored = PromptVersion.objects.filter(pk=attempt.to_version.pk).first()
+    stored = PromptVersion.objects.filter(pk=version.pk).first()
     actual = content_of(stored).hash() if stored is not None else None
-    if actual is None or actual != stored.content_hash or actual != attempt.to_version.content_hash:
+    if actual is None or actual != stored.content_hash or actual != version.content_hash:
         raise LabelMoveRefused(
-            f"v{attempt.to_version.number} no longer matches the content it was saved and reviewed with "
+            f"v{version.number} no longer matches the content it was saved and reviewed with "
             "(its content hash differs); it was changed outside the studio and cannot be released."
         )
 
 
-def _check_release(attempt: LabelMoveAttempt, review_id: int, policy) -> None:
+def _check_release(attempt: LabelMoveAttempt, version: PromptVersion, review_id: int, policy) -> None:
     review = (
         ReviewRequest.objects.select_for_update(of=("self",)).select_related("version").filter(pk=review_id).first()
     )
@@ -97,8 +106,8 @@ def _check_release(attempt: LabelMoveAttempt, review_id: int, policy) -> None:
         and review.status in (ReviewStatus.OPEN, ReviewStatus.APPROVED)
         and review.prompt_id == attempt.prompt.pk
         and review.label_name == attempt.label_name
-        and review.version_id == attempt.to_version.pk
-        and review.content_hash == attempt.to_version.content_hash
+        and review.version_id == version.pk
+        and review.content_hash == version.content_hash
     )
     if not matches:
         raise LabelMoveRefused(f"{attempt.label_name} is protected: this move is not the release of its review.")
@@ -107,11 +116,11 @@ def _check_release(attempt: LabelMoveAttempt, review_id: int, policy) -> None:
         raise LabelMoveRefused(f"{attempt.label_name} is protected: {state.blocking_reason()}")
 
 
-def _record_rollback(attempt: LabelMoveAttempt, released_by: ReviewRequest) -> None:
+def _record_rollback(attempt: LabelMoveAttempt, version: PromptVersion, released_by: ReviewRequest) -> None:
     before = {"version": attempt.from_version.number} if attempt.from_version else None
     after = {
-        "version": attempt.to_version.number,
-        "content_hash": attempt.to_version.content_hash,
+        "version": version.number,
+        "content_hash": version.content_hash,
         "released_by_review": released_by.pk,
     }
     audit_record(
@@ -131,7 +140,7 @@ def _record_rollback(attempt: LabelMoveAttempt, released_by: ReviewRequest) -> N
             "prompt": attempt.prompt.name,
             "label": attempt.label_name,
             "from_version": attempt.from_version.number if attempt.from_version else None,
-            "to_version": attempt.to_version.number,
+            "to_version": version.number,
             "released_by_review": released_by.pk,
             "actor": actor_repr(attempt.actor),
         },

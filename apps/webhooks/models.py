@@ -19,6 +19,11 @@ class WebhookEvent(models.TextChoices):
     ROLLED_BACK = "label.rolled_back", "Rolled back"
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_RESOLVED = "alert.resolved", "Alert resolved"
+    CANARY_STARTED = "canary.started", "Canary started"
+    CANARY_STEPPED = "canary.stepped", "Canary moved to its next step"
+    CANARY_PROMOTED = "canary.promoted", "Canary promoted to 100%"
+    CANARY_ROLLED_BACK = "canary.rolled_back", "Canary rolled back"
+    CANARY_PAUSED = "canary.paused", "Canary paused or resumed"
     PING = "ping", "Ping (test)"
 
 

@@ -22,10 +22,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from prompt_studio import sandbox
+from prompt_studio import assign, sandbox
 
 logger = logging.getLogger("prompt_studio")
 
@@ -65,6 +65,22 @@ class Prompt:
     content_hash: str = ""
     source: str = "studio"  # studio, cache, snapshot or fallback
     label: str = ""  # the label it was fetched by (traces record it), "" when fetched by version
+    arm: str = ""  # on a label split for a canary: "stable" or "canary" (the version names it in traces too)
+    split: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def for_key(self, key: str) -> Prompt:
+        """The arm of a canary split that `key` (an end user, a session) sticks to, assigned locally.
+
+        prompt_studio.assign is the studio's own rule, so the studio would answer the same arm; with no
+        split this is the prompt itself. Works on a cached copy and on the offline snapshot alike.
+        """
+        if not self.split or not self.split.get("canary"):
+            return self
+        chosen = assign.arm(self.name, self.label, key, int(self.split.get("canary_weight") or 0))
+        if chosen == assign.CANARY:
+            canary = Prompt.from_document(self.split["canary"], source=self.source, label=self.label)
+            return replace(canary, arm=assign.CANARY, split=self.split)
+        return replace(self, arm=assign.STABLE)
 
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "studio", label: str | None = None) -> Prompt:
@@ -80,6 +96,8 @@ class Prompt:
             content_hash=document.get("content_hash", ""),
             source=source,
             label=label or "",
+            arm=document.get("arm") or "",
+            split=document.get("split"),
         )
 
     def render(self, **variables: Any) -> str | list[dict[str, str]]:
@@ -151,13 +169,20 @@ class Studio:
         version: int | None = None,
         *,
         fallback: str | dict[str, Any] | Prompt | None = None,
+        key: str | None = None,
     ) -> Prompt:
         """The prompt under `label` (default production) or at `version`; never raises while any copy exists.
 
         fallback: the caller's last resort: a text template, a document like the API's, or a Prompt.
+        key: who asks (end-user or session id): on a label split for a canary, the key's sticky arm,
+            assigned here from the split the studio sent (one cached copy serves every key).
         """
         if label is not None and version is not None:
             raise ValueError("ask for a label or a version, not both")
+        prompt = self._get_prompt(name, label, version, fallback)
+        return prompt.for_key(key) if key is not None else prompt
+
+    def _get_prompt(self, name, label, version, fallback) -> Prompt:
         key = (name, None if version is not None else (label or DEFAULT_LABEL), version)
         with self._lock:
             entry = self._entries.get(key)
