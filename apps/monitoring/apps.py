@@ -8,11 +8,12 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import nav
-        from apps.monitoring import rollups
+        from apps.monitoring import online, rollups
         from apps.prompts import page_panels
         from apps.traces import hooks
 
         hooks.register("monitoring.rollups", rollups.on_written)
+        hooks.register("monitoring.online", online.on_written)
         nav.register(nav.NavEntry(title="Monitoring", url_name="monitoring:dashboard", min_role="viewer", order=36))
         page_panels.register(
             page_panels.PromptPanel(template_name="monitoring/_prompt_releases.html", context=_panel, order=30)
