@@ -42,3 +42,54 @@ class DriftForm(StyledForm):
         super().__init__(*args, **kwargs)
         self.fields["prompt"].choices = list(prompts)
         self.fields["reference"].choices = [("previous", "The window before"), *datasets]
+
+
+EVALUATORS_EXAMPLE = """[
+  {"name": "judge", "kind": "llm_judge",
+   "params": {"endpoint_id": 1, "rubric": "Is the answer polite and correct?", "scale_min": 1, "scale_max": 5,
+              "pass_at": 4}},
+  {"name": "short", "kind": "length", "params": {"max": 600}}
+]"""
+
+
+class OnlineRuleForm(StyledForm):
+    """An online evaluation rule; the evaluators are the experiments' own kinds, written as JSON."""
+
+    name = forms.CharField(max_length=40, help_text="Letters, digits, - and _; its scores are <name>.<evaluator>.")
+    prompt = forms.ChoiceField()
+    label = forms.CharField(max_length=50, required=False, initial="production",
+                            help_text="Only generations served under this label (empty: any).")  # fmt: skip
+    version_number = forms.IntegerField(min_value=1, required=False, help_text="Only this version (empty: any).")
+    sample_rate = forms.FloatField(min_value=0.0001, max_value=1, initial=0.1, help_text="0.1 evaluates 10%.")
+    daily_max_evaluations = forms.IntegerField(
+        min_value=0, max_value=10**9, required=False, initial=500, help_text="Per UTC day (empty: no count limit)."
+    )
+    daily_max_cost = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=6, required=False,
+        help_text="Dollars per UTC day of model calls (empty: no cost limit).",
+    )  # fmt: skip
+    evaluators = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 7, "class": "font-monospace"}), initial=EVALUATORS_EXAMPLE
+    )
+    human_score_name = forms.CharField(
+        max_length=100, required=False, help_text="People's feedback to calibrate against (empty: thumbs, rating…)."
+    )
+    human_pass_at = forms.FloatField(initial=0.5, help_text="A human score at or above this is a pass (1 for 👍).")
+
+    def __init__(self, *args, prompts: list[tuple[str, str]] = (), editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["prompt"].choices = list(prompts)
+        if editing:
+            self.fields["name"].disabled = True
+            self.fields["prompt"].disabled = True
+
+    def clean_evaluators(self):
+        import json
+
+        try:
+            value = json.loads(self.cleaned_data["evaluators"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc.msg} at line {exc.lineno}.") from None
+        if not isinstance(value, list):
+            raise forms.ValidationError('A list of evaluators: [{"name": ..., "kind": ..., "params": {...}}].')
+        return value
