@@ -248,21 +248,44 @@ def on_written(written: Written) -> None:
     rules = _active_rules(written.project_id)
     if not rules:
         return
+    ids = _sample(written.project_id, rules, written.span_keys)
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids))
+
+
+def rule_backfill(*, rule: OnlineEvalRule, since: datetime, until: datetime | None = None, limit: int = 5000):
+    """Sample the rule's share of generations stored between `since` and `until` (at most `limit`, newest first),
+    as ingest would have; returns the ids of the evaluations it added (the caller runs or enqueues them)."""
+    from apps.traces.models import Span
+
+    keys = list(
+        Span.objects.filter(
+            project_id=rule.project_id, kind="generation", prompt_version__prompt_id=rule.prompt_id,
+            start_time__gte=since, start_time__lt=until or timezone.now(),
+        )
+        .order_by("-start_time")
+        .values_list("trace_id", "span_id")[:limit]
+    )  # fmt: skip
+    return _sample(rule.project_id, [rule], keys) if keys else []
+
+
+def _sample(project_id: int, rules: list[OnlineEvalRule], span_keys: list[tuple[str, str]]) -> list[int]:
+    """Add a pending evaluation for each generation among `span_keys` that a rule matches and samples; their ids."""
     from apps.prompts.models import Label, PromptVersion
     from apps.traces.models import Span
 
-    wanted = set(written.span_keys)
+    wanted = set(span_keys)
     gens = []
-    trace_ids = sorted({k[0] for k in written.span_keys})
+    trace_ids = sorted({k[0] for k in span_keys})
     for start in range(0, len(trace_ids), 500):
         for gen in Span.objects.filter(
-            project_id=written.project_id, trace_id__in=trace_ids[start : start + 500], kind="generation"
+            project_id=project_id, trace_id__in=trace_ids[start : start + 500], kind="generation"
         ).values("trace_id", "span_id", "prompt_version_id", "prompt_label", "start_time"):
             if (gen["trace_id"], gen["span_id"]) in wanted:
                 gens.append(gen)
     version_ids = {g["prompt_version_id"] for g in gens if g["prompt_version_id"]}
     if not version_ids:
-        return
+        return []
     versions = {pk: (p, n) for pk, p, n in PromptVersion.objects.filter(pk__in=version_ids).values_list(
         "pk", "prompt_id", "number")}  # fmt: skip
     prompt_ids = {r.prompt_id for r in rules}
@@ -274,7 +297,7 @@ def on_written(written: Written) -> None:
     rows = [
         OnlineEvaluation(
             rule_id=rule.pk,
-            project_id=written.project_id,
+            project_id=project_id,
             trace_id=gen["trace_id"],
             span_id=gen["span_id"],
             prompt_version_id=gen["prompt_version_id"] or 0,
@@ -286,19 +309,22 @@ def on_written(written: Written) -> None:
         if _matches(rule, gen, versions, labels) and sampled(rule.pk, gen["trace_id"], gen["span_id"], rule.sample_rate)
     ]
     if not rows:
-        return
+        return []
     OnlineEvaluation.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     keys = {(r.rule_id, r.trace_id, r.span_id) for r in rows}
-    ids = [
-        pk
-        for pk, rule_id, trace_id, span_id in OnlineEvaluation.objects.filter(
-            rule_id__in={r.rule_id for r in rows},
-            trace_id__in={r.trace_id for r in rows},
-            status=OnlineEvalStatus.PENDING,
-        ).values_list("pk", "rule_id", "trace_id", "span_id")  # fmt: skip
-        if (rule_id, trace_id, span_id) in keys
-    ]
-    transaction.on_commit(lambda: enqueue(ids))
+    found = []
+    row_traces = sorted({r.trace_id for r in rows})
+    for start in range(0, len(row_traces), 500):
+        found += [
+            pk
+            for pk, rule_id, trace_id, span_id in OnlineEvaluation.objects.filter(
+                rule_id__in={r.rule_id for r in rows},
+                trace_id__in=row_traces[start : start + 500],
+                status=OnlineEvalStatus.PENDING,
+            ).values_list("pk", "rule_id", "trace_id", "span_id")  # fmt: skip
+            if (rule_id, trace_id, span_id) in keys
+        ]
+    return found
 
 
 def enqueue(ids: list[int]) -> None:
