@@ -65,6 +65,7 @@ MODEL_KINDS = ("similarity", "llm_judge")
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 JUDGE_MAX_TOKENS = 200
 JUDGE_PARAMS = {"temperature": 0, "max_tokens": JUDGE_MAX_TOKENS}
+WRITE_BATCH = 25  # finished evaluations written per transaction
 
 
 class OnlineEvalError(Exception):
@@ -397,6 +398,7 @@ class Work:
     reserved: int = 0
     day: date | None = None
     cost: Decimal = Decimal(0)
+    outcome: tuple[str, str] | None = None  # set when the evaluation ended before its evaluators ran
 
 
 def _claim(ids: list[int], token: str, now: datetime) -> list[OnlineEvaluation]:
@@ -412,19 +414,16 @@ def _claim(ids: list[int], token: str, now: datetime) -> list[OnlineEvaluation]:
     )
 
 
-def _finish(work: Work, token: str, status: str, error: str = "") -> bool:
-    """Write the evaluation's outcome and its scores, once: only while `token` still holds its claim."""
-    from apps.traces import ingest
+def _scores_of(work: Work, now_us: int) -> list:
+    """The traces Score records of an evaluation: a number or a pass (0/1) per evaluator, or its error."""
     from apps.traces.records import ScoreRecord
 
     evaluation, rule = work.evaluation, work.rule
-    now = timezone.now()
-    now_us = int(now.timestamp() * 1_000_000)
     scores = []
     for index, result in enumerate(work.results):
-        name = rule.score_name(result["evaluator"])
         common = {"score_id": f"online-{evaluation.pk}-{index}", "trace_id": evaluation.trace_id,
-                  "span_id": evaluation.span_id, "name": name, "source": SOURCE, "created_us": now_us}  # fmt: skip
+                  "span_id": evaluation.span_id, "name": rule.score_name(result["evaluator"]), "source": SOURCE,
+                  "created_us": now_us}  # fmt: skip
         if result.get("error"):
             scores.append(ScoreRecord(**common, data_type="categorical", string_value="error",
                                       comment=result["error"][:1000]))  # fmt: skip
@@ -434,14 +433,34 @@ def _finish(work: Work, token: str, status: str, error: str = "") -> bool:
         else:
             scores.append(ScoreRecord(**common, data_type="boolean", value=1.0 if result["passed"] else 0.0,
                                       comment=result["explanation"][:1000]))  # fmt: skip
+    return scores
+
+
+def _finish(works: list[Work], token: str) -> dict[str, int]:
+    """Write the evaluations' outcomes and their scores in one transaction, each once: only while `token` still
+    holds its claim. Returns how many ended in each status."""
+    from apps.traces import ingest
+
+    counts: dict[str, int] = defaultdict(int)
+    if not works:
+        return counts
+    now = timezone.now()
+    now_us = int(now.timestamp() * 1_000_000)
+    scores: dict[int, list] = defaultdict(list)
     with transaction.atomic():
-        changed = OnlineEvaluation.objects.filter(
-            pk=evaluation.pk, claim_token=token, status=OnlineEvalStatus.RUNNING
-        ).update(status=status, results=work.results, error=error[:500], finished_at=now, claimed_until=None,
-                 cost=work.cost if work.calls else None)  # fmt: skip
-        if changed and scores:
-            ingest.rows_write(project_id=evaluation.project_id, spans=[], scores=scores)
-    return bool(changed)
+        for work in works:
+            status, error = work.outcome or _outcome(work)
+            changed = OnlineEvaluation.objects.filter(
+                pk=work.evaluation.pk, claim_token=token, status=OnlineEvalStatus.RUNNING
+            ).update(status=status, results=work.results, error=error[:500], finished_at=now, claimed_until=None,
+                     cost=work.cost if work.calls else None)  # fmt: skip
+            if changed:
+                counts[status] += 1
+                scores[work.evaluation.project_id] += _scores_of(work, now_us)
+        for project_id, records in scores.items():
+            if records:
+                ingest.rows_write(project_id=project_id, spans=[], scores=records)
+    return counts
 
 
 def _skip(evaluation: OnlineEvaluation, token: str, reason: str, *, over_budget: bool, day: date) -> None:
@@ -453,20 +472,25 @@ def _skip(evaluation: OnlineEvaluation, token: str, reason: str, *, over_budget:
             OnlineEvalBudget.objects.filter(rule_id=evaluation.rule_id, day=day).update(skipped=F("skipped") + 1)
 
 
-def _reservation(work: Work) -> int:
-    """The most the work's model calls can cost, in 1e-8 units: input tokens with a margin, output at its cap."""
+def _reservation(work: Work, priced: dict) -> int:
+    """The most the work's model calls can cost, in 1e-8 units: input tokens with a margin, output at its cap.
+
+    An endpoint without a known price costs nothing to the budget (a rule with a cost budget refuses one)."""
     from apps.providers import gateway
 
     total = Decimal(0)
     for spec, target, messages in work.calls:
+        if target.endpoint_id not in priced:
+            priced[target.endpoint_id] = gateway.estimate_cost(target, 1, 1) is not None
+        if not priced[target.endpoint_id]:
+            continue
         if spec["kind"] == "llm_judge":
             tokens_in = gateway.count_tokens(target, messages=messages)
             tokens_out = JUDGE_MAX_TOKENS
         else:
             tokens_in = sum(gateway.count_tokens(target, prompt=t) for t in _similarity_texts(spec, work))
             tokens_out = 0
-        cost = gateway.estimate_cost(target, int(tokens_in * 1.25) + 50, tokens_out)
-        total += cost or Decimal(0)
+        total += gateway.estimate_cost(target, int(tokens_in * 1.25) + 50, tokens_out) or Decimal(0)
     return cost_units(total)
 
 
@@ -529,7 +553,8 @@ def _prepare(claimed: list[OnlineEvaluation], token: str, targets: dict) -> list
         span = by_key.get((evaluation.trace_id, evaluation.span_id))
         if span is None:
             work = Work(evaluation, rule, "", {}, "")
-            _finish(work, token, OnlineEvalStatus.ERROR, "The generation is gone (deleted by retention?).")
+            work.outcome = (OnlineEvalStatus.ERROR, "The generation is gone (deleted by retention?).")
+            _finish([work], token)
             continue
         variables = span["variables"] if isinstance(span["variables"], dict) and span["variables"] else None
         work = Work(evaluation, rule, span["output_text"] or "", variables or {"input": span["input_text"]},
@@ -591,6 +616,7 @@ def evaluations_run(*, ids: list[int], concurrency: int | None = None) -> dict[s
         return counts
     day = budget_day(now)
     targets: dict[Any, Any] = {}
+    priced: dict[Any, bool] = {}
     for evaluation in claimed:
         if not evaluation.rule.active:
             _skip(evaluation, token, "The rule was paused.", over_budget=False, day=day)
@@ -598,28 +624,39 @@ def evaluations_run(*, ids: list[int], concurrency: int | None = None) -> dict[s
     works = _prepare([e for e in claimed if e.rule.active], token, targets)
     counts[OnlineEvalStatus.ERROR] += sum(1 for e in claimed if e.rule.active) - len(works)
     window = concurrency or settings.ONLINE_EVAL_CONCURRENCY
+    written: list[Work] = []  # finished, written in batches of WRITE_BATCH while calls are in flight
+
+    def flush(at_least: int) -> None:
+        if len(written) >= at_least:
+            for status, n in _finish(written, token).items():
+                counts[status] += n
+            written.clear()
+
     with ThreadPoolExecutor(max_workers=window, thread_name_prefix="online-eval") as pool:
-        running = set()
+        running: set = set()
         for work in works:
             work.day = day
-            work.reserved = _reservation(work) if work.calls else 0
+            work.reserved = _reservation(work, priced) if work.calls else 0
             if not budget_reserve(rule=work.rule, units=work.reserved, day=day):
                 _skip(work.evaluation, token, "Over the rule's daily budget.", over_budget=True, day=day)
                 counts[OnlineEvalStatus.SKIPPED] += 1
                 continue
             if not work.calls:
-                status, error = _outcome(work)
-                counts[status] += _finish(work, token, status, error)
-                continue
-            running.add(pool.submit(_call_models, work))
+                written.append(work)
+            else:
+                running.add(pool.submit(_call_models, work))
             while len(running) >= window:
-                running = _collect(running, token, counts)
+                running = _collect(running, written)
+                flush(WRITE_BATCH)
         while running:
-            running = _collect(running, token, counts)
+            running = _collect(running, written)
+            flush(WRITE_BATCH)
+    flush(1)
     return counts
 
 
-def _collect(running: set, token: str, counts: dict[str, int]) -> set:
+def _collect(running: set, written: list[Work]) -> set:
+    """Wait for calls to end; settle each one's reservation at once (so the budget frees up) and queue its write."""
     done, pending = wait(running, return_when=FIRST_COMPLETED)
     for future in done:
         work = future.result()
@@ -628,8 +665,7 @@ def _collect(running: set, token: str, counts: dict[str, int]) -> set:
         if spent > work.reserved:  # the reservation's margin was too thin for this provider's tokenizer
             logger.warning("Online evaluation %s cost %s units, more than its reservation of %s",
                            work.evaluation.pk, spent, work.reserved)  # fmt: skip
-        status, error = _outcome(work)
-        counts[status] += _finish(work, token, status, error)
+        written.append(work)
     return pending
 
 
