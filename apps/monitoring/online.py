@@ -347,13 +347,14 @@ def budget_day(now: datetime | None = None) -> date:
     return (now or timezone.now()).astimezone(UTC).date()
 
 
-def budget_reserve(*, rule: OnlineEvalRule, units: int, day: date) -> bool:
+def budget_reserve(*, rule: OnlineEvalRule, units: int, day: date, row_exists: bool = False) -> bool:
     """Take one evaluation and `units` of cost from the rule's budget of `day`, only if both stay within it.
 
     One conditional UPDATE: the database re-checks the limits on the row it changes, so concurrent workers
     never take more than the budget between them.
     """
-    OnlineEvalBudget.objects.bulk_create([OnlineEvalBudget(rule=rule, day=day)], ignore_conflicts=True)
+    if not row_exists:
+        OnlineEvalBudget.objects.bulk_create([OnlineEvalBudget(rule=rule, day=day)], ignore_conflicts=True)
     budget = OnlineEvalBudget.objects.filter(rule=rule, day=day)
     if rule.daily_max_evaluations is not None:
         budget = budget.filter(evaluations__lt=rule.daily_max_evaluations)
@@ -625,6 +626,7 @@ def evaluations_run(*, ids: list[int], concurrency: int | None = None) -> dict[s
     counts[OnlineEvalStatus.ERROR] += sum(1 for e in claimed if e.rule.active) - len(works)
     window = concurrency or settings.ONLINE_EVAL_CONCURRENCY
     written: list[Work] = []  # finished, written in batches of WRITE_BATCH while calls are in flight
+    budget_rows: set[int] = set()  # rules whose budget row of the day this run has made sure of
 
     def flush(at_least: int) -> None:
         if len(written) >= at_least:
@@ -637,7 +639,10 @@ def evaluations_run(*, ids: list[int], concurrency: int | None = None) -> dict[s
         for work in works:
             work.day = day
             work.reserved = _reservation(work, priced) if work.calls else 0
-            if not budget_reserve(rule=work.rule, units=work.reserved, day=day):
+            reserved = budget_reserve(rule=work.rule, units=work.reserved, day=day,
+                                      row_exists=work.rule.pk in budget_rows)  # fmt: skip
+            budget_rows.add(work.rule.pk)
+            if not reserved:
                 _skip(work.evaluation, token, "Over the rule's daily budget.", over_budget=True, day=day)
                 counts[OnlineEvalStatus.SKIPPED] += 1
                 continue
