@@ -37,11 +37,19 @@ class DriftForm(StyledForm):
     prompt = forms.ChoiceField()
     window_hours = forms.IntegerField(min_value=1, max_value=24 * 30, initial=24)
     reference = forms.ChoiceField(help_text="The window before, or a dataset version the prompt was tested on.")
+    embed_endpoint = forms.ChoiceField(
+        required=False, label="Embedding drift",
+        help_text="Also compare the texts' meaning: embeddings through this endpoint (centroids, permutation test).",
+    )  # fmt: skip
 
-    def __init__(self, *args, prompts: list[tuple[str, str]] = (), datasets: list[tuple[str, str]] = (), **kwargs):
+    def __init__(
+        self, *args, prompts: list[tuple[str, str]] = (), datasets: list[tuple[str, str]] = (),
+        endpoints: list[tuple[str, str]] = (), **kwargs,
+    ):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.fields["prompt"].choices = list(prompts)
         self.fields["reference"].choices = [("previous", "The window before"), *datasets]
+        self.fields["embed_endpoint"].choices = [("", "No embedding drift"), *endpoints]
 
 
 EVALUATORS_EXAMPLE = """[

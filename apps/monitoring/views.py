@@ -32,6 +32,17 @@ def _dataset_choices(project) -> list[tuple[str, str]]:
     ]
 
 
+def _endpoint_choices(project) -> list[tuple[str, str]]:
+    from apps.providers.models import ModelEndpoint
+
+    return [
+        (str(pk), f"{name} ({model})")
+        for pk, name, model in ModelEndpoint.objects.filter(project=project, is_active=True)
+        .order_by("name")
+        .values_list("pk", "name", "model")
+    ]
+
+
 @require_GET
 @project_role_required(Role.VIEWER)
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -71,7 +82,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @project_role_required(Role.VIEWER)
 def drift_list(request: HttpRequest) -> HttpResponse:
     project = request.project
-    form = DriftForm(prompts=_prompt_choices(project), datasets=_dataset_choices(project))
+    form = DriftForm(prompts=_prompt_choices(project), datasets=_dataset_choices(project),
+                     endpoints=_endpoint_choices(project))  # fmt: skip
     reports = DriftReport.objects.filter(project=project).select_related("prompt")[:50]
     return render(request, "monitoring/drift_list.html", {"reports": reports, "form": form})
 
@@ -83,15 +95,21 @@ def drift_run(request: HttpRequest) -> HttpResponse:
     from apps.prompts.models import Prompt
 
     project = request.project
-    form = DriftForm(request.POST, prompts=_prompt_choices(project), datasets=_dataset_choices(project))
+    form = DriftForm(request.POST, prompts=_prompt_choices(project), datasets=_dataset_choices(project),
+                     endpoints=_endpoint_choices(project))  # fmt: skip
     if not form.is_valid():
         reports = DriftReport.objects.filter(project=project).select_related("prompt")[:50]
         return render(request, "monitoring/drift_list.html", {"reports": reports, "form": form}, status=400)
     prompt = Prompt.objects.get(project=project, pk=form.cleaned_data["prompt"])
     reference = form.cleaned_data["reference"]
     dataset_version = None if reference == "previous" else DatasetVersion.objects.get(pk=reference)
+    embed_endpoint = None
+    if form.cleaned_data["embed_endpoint"]:
+        from apps.providers.models import ModelEndpoint
+
+        embed_endpoint = ModelEndpoint.objects.get(project=project, pk=form.cleaned_data["embed_endpoint"])
     report = drift.report_create(prompt=prompt, window_hours=form.cleaned_data["window_hours"],
-                                 dataset_version=dataset_version)  # fmt: skip
+                                 dataset_version=dataset_version, embed_endpoint=embed_endpoint)  # fmt: skip
     return redirect("monitoring:drift_detail", project_slug=project.slug, pk=report.pk)
 
 
