@@ -66,6 +66,7 @@ NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 JUDGE_MAX_TOKENS = 200
 JUDGE_PARAMS = {"temperature": 0, "max_tokens": JUDGE_MAX_TOKENS}
 WRITE_BATCH = 25  # finished evaluations written per transaction
+MAX_ATTEMPTS = 3  # claims of one evaluation by workers that died before finishing it
 
 
 class OnlineEvalError(Exception):
@@ -675,19 +676,42 @@ def _collect(running: set, written: list[Work]) -> set:
 
 
 def evaluations_requeue(*, now: datetime | None = None) -> int:
-    """Send again evaluations whose message was lost (pending for a while) or whose worker died (claim expired)."""
+    """Send again evaluations whose message was lost (pending for a while) or whose worker died (claim expired);
+    one whose workers died MAX_ATTEMPTS times is marked errored instead (it may be what kills them)."""
     from django.db.models import Q
 
     now = now or timezone.now()
     stale = now - timedelta(seconds=120)
+    abandoned = Q(status=OnlineEvalStatus.RUNNING, claimed_until__lt=now)
+    OnlineEvaluation.objects.filter(abandoned, attempts__gte=MAX_ATTEMPTS).update(
+        status=OnlineEvalStatus.ERROR, finished_at=now, claimed_until=None,
+        error=f"Gave up: its worker stopped {MAX_ATTEMPTS} times before it finished.",
+    )  # fmt: skip
     ids = list(
-        OnlineEvaluation.objects.filter(
-            Q(status=OnlineEvalStatus.PENDING, created_at__lt=stale)
-            | Q(status=OnlineEvalStatus.RUNNING, claimed_until__lt=now)
-        )
+        OnlineEvaluation.objects.filter(Q(status=OnlineEvalStatus.PENDING, created_at__lt=stale) | abandoned)
         .order_by("pk")
         .values_list("pk", flat=True)[:5000]
     )
     if ids:
         enqueue(ids)
     return len(ids)
+
+
+def evaluations_forget(*, now: datetime | None = None, chunk: int = 5000) -> int:
+    """Delete finished evaluations and budget rows older than ONLINE_EVAL_KEEP_DAYS (their scores stay on the
+    traces until trace retention); returns how many evaluations went."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.ONLINE_EVAL_KEEP_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            OnlineEvaluation.objects.filter(created_at__lt=cutoff)
+            .exclude(status__in=[OnlineEvalStatus.PENDING, OnlineEvalStatus.RUNNING])
+            .values_list("pk", flat=True)[:chunk]
+        )
+        if not ids:
+            break
+        OnlineEvaluation.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    OnlineEvalBudget.objects.filter(day__lt=cutoff.date()).delete()
+    return deleted

@@ -25,7 +25,9 @@ def online_evaluate(evaluation_ids: list[int]) -> None:
 
 @shared_task(name="monitoring.online_sweep", ignore_result=True)
 def online_sweep() -> None:
-    """Send again evaluations whose message was lost or whose worker died. Twice is harmless (claims)."""
+    """Send again evaluations whose message was lost or whose worker died, and forget old finished ones.
+    Twice is harmless: a re-sent evaluation is claimed once, and a deleted one is gone."""
     from apps.monitoring import online
 
     online.evaluations_requeue()
+    online.evaluations_forget()

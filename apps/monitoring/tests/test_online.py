@@ -233,3 +233,24 @@ def test_a_new_version_under_the_label_is_sampled_after_the_move(project, releas
     _ingest(project, [generation(trace_id, span_id="g0", prompt={"name": "greet", "version": 3})])
     evaluation = OnlineEvaluation.objects.get(rule=rule)
     assert evaluation.trace_id == trace_id and evaluation.prompt_version_id == v3.pk  # the label's version now
+
+
+def test_the_sweep_gives_up_on_an_evaluation_that_kills_its_workers_and_forgets_old_ones(
+    project, released, simulated_endpoint, sim_server
+):
+    judge = simulated_endpoint("Judge", "openai/echo")
+    rule = _rule(project, released, judge, sample_rate=1.0)
+    _traffic(project, 3)
+    first, second, third = OnlineEvaluation.objects.filter(rule=rule).order_by("pk")
+    past = timezone.now() - timedelta(minutes=1)
+    OnlineEvaluation.objects.filter(pk=first.pk).update(status="running", claimed_until=past, attempts=3)
+    OnlineEvaluation.objects.filter(pk=second.pk).update(status="running", claimed_until=past, attempts=1)
+    assert online.evaluations_requeue() == 1  # the second goes out again; the first is given up
+    first.refresh_from_db()
+    assert first.status == "error" and "Gave up" in first.error
+    online.evaluations_run(ids=[second.pk, third.pk])
+    assert set(OnlineEvaluation.objects.values_list("status", flat=True)) == {"error", "done"}
+    scores = Score.objects.filter(project=project, source="online").count()
+    assert online.evaluations_forget(now=timezone.now() + timedelta(days=31)) == 3
+    assert not OnlineEvaluation.objects.exists() and not OnlineEvalBudget.objects.exists()
+    assert Score.objects.filter(project=project, source="online").count() == scores == 4  # two evaluators each
