@@ -71,7 +71,7 @@ def seed_demo_monitoring(*, project: Project, actor=None) -> bool:
 
 def seed_demo_online_evaluation(*, project: Project, actor=None) -> bool:
     """Two online evaluation rules on support-reply (production), once: `support-checks` (the experiments' pure
-    evaluators, run now over a quarter of the last day's traffic, so its page, the dashboard and its calibration
+    evaluators, run now over half of the last three days' traffic, so its page, the dashboard and its calibration
     against the end users' thumbs have figures) and `support-judge` (the local model as judge, on 5% of new
     traffic; nothing is judged at seed time, the local model may not be serving yet)."""
     from apps.monitoring import online
@@ -85,14 +85,14 @@ def seed_demo_online_evaluation(*, project: Project, actor=None) -> bool:
         return False
     checks = online.rule_create(
         project=project, actor=actor, name="support-checks", prompt=label.prompt, label="production",
-        sample_rate=0.25, daily_max_evaluations=2000, human_score_name="thumbs", human_pass_at=1.0,
+        sample_rate=0.5, daily_max_evaluations=2000, human_score_name="thumbs", human_pass_at=1.0,
         evaluators=[
             {"name": "opens-politely", "kind": "regex", "params": {"pattern": r"^(Hi|Yes|Sorry)\b"}},
-            {"name": "short", "kind": "length", "params": {"max": 160, "unit": "chars"}},
+            {"name": "short", "kind": "length", "params": {"max": 100, "unit": "chars"}},
             {"name": "no-ai-disclaimer", "kind": "not_contains", "params": {"value": "as an AI"}},
         ],
     )  # fmt: skip
-    ids = online.rule_backfill(rule=checks, since=datetime.now(UTC) - timedelta(hours=24))
+    ids = online.rule_backfill(rule=checks, since=datetime.now(UTC) - timedelta(days=3))
     online.evaluations_run(ids=ids)
     judge = ModelEndpoint.objects.filter(project=project, kind=EndpointKind.LOCAL, mode=EndpointMode.CHAT).first()
     if judge is not None:

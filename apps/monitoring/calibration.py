@@ -55,9 +55,11 @@ def kappa_interval(
     return float(low), float(high)
 
 
-def trust(kappa: float | None, low: float | None, n: int) -> str:
+def trust(kappa: float | None, low: float | None, n: int, pass_rate: float | None = None) -> str:
     if kappa is None or n < 10:
         return "too few generations rated by both to tell"
+    if pass_rate in (0.0, 1.0):
+        return f"it {'passed' if pass_rate else 'failed'} every one of them: kappa cannot tell how far to trust it"
     if low is not None and low >= 0.6:
         return "agrees with people well"
     if kappa >= 0.6:
@@ -129,7 +131,7 @@ def rule_calibration(*, rule: OnlineEvalRule) -> dict[str, Any]:
                 "high": high,
                 "judge_pass_rate": sum(machine) / n if n else None,
                 "human_pass_rate": sum(human) / n if n else None,
-                "trust": trust(kappa, low, n),
+                "trust": trust(kappa, low, n, sum(machine) / n if n else None),
             }
         )
     return result

@@ -82,7 +82,7 @@ class OnlineRuleForm(StyledForm):
     human_score_name = forms.CharField(
         max_length=100, required=False, help_text="People's feedback to calibrate against (empty: thumbs, rating…)."
     )
-    human_pass_at = forms.FloatField(initial=0.5, help_text="A human score at or above this is a pass (1 for 👍).")
+    human_pass_at = forms.FloatField(initial=0.5, help_text="A human score at or above this passes (1: a thumbs-up).")
 
     def __init__(self, *args, prompts: list[tuple[str, str]] = (), editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

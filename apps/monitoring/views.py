@@ -312,7 +312,7 @@ def _online_detail(request: HttpRequest, rule: OnlineEvalRule, form, problem="",
         "problem": problem,
         "summary": selectors.online_rule_summary(rule=rule),
         "calibration": calibration.rule_calibration(rule=rule),
-        "recent": rule.evaluations.all()[:50],
+        "recent": rule.evaluations.all()[:20],
         "endpoints": _endpoints(request.project),
     }
     return render(request, "monitoring/online_detail.html", context, status=status)
