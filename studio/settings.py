@@ -230,11 +230,10 @@ CELERY_BEAT_SCHEDULE["monitoring-alerts"] = {
     "options": {"expires": MONITORING_ALERT_SECONDS - 5},
 }
 # Online evaluation: sampled generations per task message, model calls one task keeps in flight, how long a
-# claim lasts before the sweep hands the evaluation to another worker, and how long a process caches the rules.
+# claim lasts before the sweep hands the evaluation to another worker.
 ONLINE_EVAL_BATCH = env_int("ONLINE_EVAL_BATCH", 50, minimum=1)
 ONLINE_EVAL_CONCURRENCY = env_int("ONLINE_EVAL_CONCURRENCY", 8, minimum=1)
 ONLINE_EVAL_CLAIM_SECONDS = env_int("ONLINE_EVAL_CLAIM_SECONDS", 600, minimum=30)
-ONLINE_EVAL_RULES_CACHE_SECONDS = env_float("ONLINE_EVAL_RULES_CACHE_SECONDS", 5.0, minimum=0.0)
 # Finished evaluations (and daily budget rows) older than this are deleted by the sweep; their scores stay.
 ONLINE_EVAL_KEEP_DAYS = env_int("ONLINE_EVAL_KEEP_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE["monitoring-online-sweep"] = {

@@ -10,7 +10,10 @@ class AlertRuleForm(StyledForm):
     name = forms.CharField(max_length=100)
     prompt = forms.ChoiceField(required=False, help_text="Empty: every prompt of the project.")
     metric = forms.ChoiceField(choices=AlertMetric.choices)
-    score_name = forms.CharField(max_length=100, required=False, help_text="For a feedback rule: the score's name.")
+    score_name = forms.CharField(
+        max_length=100, required=False,
+        help_text="Feedback: the score's name (thumbs); online evaluator: <rule>.<evaluator>; online errors: the rule.",
+    )  # fmt: skip
     operator = forms.ChoiceField(choices=AlertOperator.choices)
     threshold = forms.FloatField(help_text="An error rate as a fraction: 0.05 is 5%.")
     window_hours = forms.IntegerField(min_value=1, max_value=24 * 30, initial=1)

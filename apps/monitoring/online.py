@@ -165,7 +165,6 @@ def rule_create(*, project, actor: Any, **fields) -> OnlineEvalRule:
                          after=_rule_state(rule))  # fmt: skip
     except IntegrityError:
         raise OnlineEvalError(f"This project already has an online evaluation rule named {rule.name!r}.") from None
-    _rules_cache.clear()
     return rule
 
 
@@ -181,7 +180,6 @@ def rule_update(*, rule: OnlineEvalRule, actor: Any, **fields) -> OnlineEvalRule
         current.save()
         audit_record(project_id=current.project_id, actor=actor, action="online_rule.updated", obj=current,
                      before=before, after=_rule_state(current))  # fmt: skip
-    _rules_cache.clear()
     return current
 
 
@@ -193,7 +191,6 @@ def rule_set_active(*, rule: OnlineEvalRule, active: bool, actor: Any) -> Online
         rule.save(update_fields=["active", "updated_at"])
         audit_record(project_id=rule.project_id, actor=actor, action="online_rule.paused" if not active
                      else "online_rule.resumed", obj=rule, before=before, after=_rule_state(rule))  # fmt: skip
-    _rules_cache.clear()
     return rule
 
 
@@ -203,25 +200,15 @@ def rule_delete(*, rule: OnlineEvalRule, actor: Any) -> None:
         audit_record(project_id=rule.project_id, actor=actor, action="online_rule.deleted", obj=rule,
                      before=_rule_state(rule))  # fmt: skip
         rule.delete()
-    _rules_cache.clear()
 
 
 # --- sampling (inside the ingest transaction) -------------------------------------------------------
 
-_rules_cache: dict[int, tuple[float, list[OnlineEvalRule]]] = {}
-
 
 def _active_rules(project_id: int) -> list[OnlineEvalRule]:
-    """The project's active rules, cached for a few seconds per process (ingest writes come in bursts)."""
-    import time
-
-    now = time.monotonic()
-    cached = _rules_cache.get(project_id)
-    if cached and now - cached[0] < settings.ONLINE_EVAL_RULES_CACHE_SECONDS:
-        return cached[1]
-    rules = list(OnlineEvalRule.objects.filter(project_id=project_id, active=True).select_related("prompt"))
-    _rules_cache[project_id] = (now, rules)
-    return rules
+    """The project's active rules, read at every ingest write (one small indexed query: a rule paused, changed or
+    deleted a moment ago is never applied from a stale copy)."""
+    return list(OnlineEvalRule.objects.filter(project_id=project_id, active=True).select_related("prompt"))
 
 
 def sampled(rule_id: int, trace_id: str, span_id: str, rate: float) -> bool:

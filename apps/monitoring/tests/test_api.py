@@ -42,7 +42,6 @@ def test_online_rules_read_over_rest(api, make_key, released, simulated_endpoint
     from apps.monitoring.models import OnlineEvaluation
     from apps.monitoring.tests.test_online import _rule, _traffic
 
-    online._rules_cache.clear()
     judge = simulated_endpoint("Judge", "openai/echo")
     rule = _rule(released.project, released, judge, sample_rate=1.0, daily_max_evaluations=4)
     _traffic(released.project, 6)
@@ -56,4 +55,3 @@ def test_online_rules_read_over_rest(api, make_key, released, simulated_endpoint
     assert {s["score_name"]: s["n"] for s in one["scores"]} == {"polite.judge": 4, "polite.greets": 4}
     assert len(one["recent"]) == 6 and one["calibration"]["human_score"] is None
     assert client.get("/api/v1/online-rules/999999").status_code == 404
-    online._rules_cache.clear()

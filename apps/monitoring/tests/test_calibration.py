@@ -13,13 +13,6 @@ from apps.traces.tests.factories import new_id
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fresh_rules_cache():
-    online._rules_cache.clear()
-    yield
-    online._rules_cache.clear()
-
-
 def _thumbs(project, keys, ups):
     """Thumbs on the generations: half on the span, half on the whole trace (both pair with the generation)."""
     scores = []

@@ -34,13 +34,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 RUBRIC = "Is the reply polite and on topic? Grade it."  # no digit: the echo judge's first number is the output's
 
 
-@pytest.fixture(autouse=True)
-def fresh_rules_cache():
-    online._rules_cache.clear()
-    yield
-    online._rules_cache.clear()
-
-
 def _ingest(project, items, scores=()):
     spans, traces, score_records = native_batch({"generations": items, "scores": list(scores)})
     batch = ingest.batch_accept(project_id=project.pk, source="native", spans=spans, traces=traces,

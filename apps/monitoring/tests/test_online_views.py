@@ -15,13 +15,6 @@ from apps.monitoring.tests.test_online import RUBRIC, _traffic
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fresh_rules_cache():
-    online._rules_cache.clear()
-    yield
-    online._rules_cache.clear()
-
-
 def _form(released, judge, **changes):
     data = {
         "name": "polite",

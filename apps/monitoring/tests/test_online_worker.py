@@ -31,7 +31,6 @@ def _wait_for(condition, timeout: float = 90.0) -> bool:
 
 def test_ingest_samples_and_the_worker_scores_through_the_gateway(project, released, simulated_endpoint, sim_server,
                                                                   celery_worker):  # fmt: skip
-    online._rules_cache.clear()
     judge = simulated_endpoint("Judge", "openai/echo", max_retries=0)
     rule = _rule(project, released, judge, sample_rate=1.0)
     items = [
@@ -56,4 +55,3 @@ def test_ingest_samples_and_the_worker_scores_through_the_gateway(project, relea
     OnlineEvaluation.objects.filter(pk=lost.pk).update(status=OnlineEvalStatus.PENDING, created_at=long_ago)
     assert online.evaluations_requeue() == 1
     assert _wait_for(lambda: OnlineEvaluation.objects.get(pk=lost.pk).status != OnlineEvalStatus.PENDING)
-    online._rules_cache.clear()
