@@ -247,3 +247,19 @@ def test_the_sweep_gives_up_on_an_evaluation_that_kills_its_workers_and_forgets_
     assert online.evaluations_forget(now=timezone.now() + timedelta(days=31)) == 3
     assert not OnlineEvaluation.objects.exists() and not OnlineEvalBudget.objects.exists()
     assert Score.objects.filter(project=project, source="online").count() == scores == 4  # two evaluators each
+
+
+def test_an_alert_rule_reads_a_rules_online_evaluation_error_rate(project, released, simulated_endpoint, sim_server):
+    judge = simulated_endpoint("Judge", "openai/echo", max_retries=0)
+    rule = _rule(project, released, judge, sample_rate=1.0)
+    sim_server.configure(fail_500=0.2, seed=8)
+    _traffic(project, 40)
+    online.evaluations_run(ids=_pending_ids(rule))
+    errored = OnlineEvaluation.objects.filter(rule=rule, status="error").count()
+    assert errored > 0
+    alert_rule = alerts.rule_create(project=project, actor="test", name="judge failing",
+                                    metric=AlertMetric.ONLINE_EVAL_ERROR_RATE, score_name="polite",
+                                    operator="above", threshold=0.05, window_hours=1, min_volume=10)  # fmt: skip
+    alert = alerts.rule_evaluate(alert_rule)
+    assert alert is not None and alert.volume == 40
+    assert alert.value == pytest.approx(errored / 40) and "Online evaluation error rate of polite" in alert.message
