@@ -15,7 +15,16 @@
    the ratio favours the bare query on SQLite.
    `dashboard_vs_raw_aggregate` = bare time / dashboard time (target >= 10).
 
-Online evaluation throughput is not measured: online evaluation is not built yet.
+3. Online evaluation throughput on the local OpenAI-compatible test server
+   (apps/providers/testing/server.py, in this process, BENCH_ONLINE_LATENCY_MS per call): BENCH_ONLINE_EVALS
+   generations of a prompt under a rule that samples all of them with an LLM judge and a regex, evaluated by the
+   task's body (`evaluations_run`: claims, a budget reservation per generation in one conditional UPDATE, the
+   judge through the gateway from a pool of ONLINE_EVAL_CONCURRENCY threads, settlement, scores written through
+   the ingest writer and rolled up), against the bare judge calls of the same requests through the gateway from
+   a pool of the same size, in the same run, no database. `online_eval_vs_bare_judge_calls` = online
+   evaluations/s / bare calls/s (1.0 would be no overhead at all; the per-generation database work is the rest).
+
+    BENCH_MONITORING_ONLY=online .venv/bin/python bench/monitoring.py   # only step 3
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 STORED = int(os.environ.get("BENCH_MONITORING_STORED", "200000"))
 REPEATS = int(os.environ.get("BENCH_MONITORING_REPEATS", "5"))
+ONLY = os.environ.get("BENCH_MONITORING_ONLY", "")
+ONLINE_EVALS = int(os.environ.get("BENCH_ONLINE_EVALS", "600"))
+ONLINE_LATENCY_MS = int(os.environ.get("BENCH_ONLINE_LATENCY_MS", "50"))
 
 
 def setup_django(workdir: Path) -> None:
@@ -104,6 +116,77 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def run_online() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.conf import settings
+    from django.db import transaction
+
+    from apps.accounts.models import Project
+    from apps.experiments import evaluators
+    from apps.monitoring import online
+    from apps.monitoring.models import OnlineEvalStatus, OnlineEvaluation
+    from apps.prompts import services as prompt_services
+    from apps.prompts.tests.factories import PromptFactory, make_version
+    from apps.providers import gateway
+    from apps.providers.models import EndpointKind
+    from apps.providers.services import endpoint_create
+    from apps.providers.testing.server import Behaviour, ModelServer
+    from apps.traces.ingest import rows_write
+    from apps.traces.records import SpanRecord
+
+    concurrency = settings.ONLINE_EVAL_CONCURRENCY
+    server = ModelServer(Behaviour(latency_ms=ONLINE_LATENCY_MS)).start()
+    try:
+        project = Project.objects.create(name="Online bench", slug="online-bench")
+        prompt = PromptFactory(project=project, name="support-reply")
+        version = make_version(prompt, "Answer {{ ticket }}")
+        prompt_services.label_move(prompt=prompt, label_name="production", version=version, actor="bench")
+        judge = endpoint_create(project=project, actor="bench", name="Judge", kind=EndpointKind.SIMULATED,
+                                model="openai/echo", api_base=server.url, max_concurrency=concurrency,
+                                max_retries=0)  # fmt: skip
+        rubric = "Is the reply polite and on topic? Grade it."
+        rule = online.rule_create(project=project, actor="bench", name="bench", prompt=prompt, label="production",
+                                  sample_rate=1.0, daily_max_evaluations=ONLINE_EVALS * 2, evaluators=[
+                                      {"name": "judge", "kind": "llm_judge",
+                                       "params": {"endpoint_id": judge.pk, "rubric": rubric}},
+                                      {"name": "greets", "kind": "regex", "params": {"pattern": "^Hi"}}])  # fmt: skip
+        now_us = int(time.time() * 1_000_000) - 3_600_000_000
+        spans = [
+            SpanRecord(trace_id=uuid.uuid4().hex, span_id="g0", name="chat", kind="generation",
+                       start_us=now_us + i * 1000, end_us=now_us + i * 1000 + 500_000, model="gpt-4o-mini",
+                       input_text="Where is my order?", output_text=f"Hi, grade {1 + i % 5}: it ships today.",
+                       variables={"ticket": "where is my order"}, prompt_name="support-reply",
+                       prompt_label="production")
+            for i in range(ONLINE_EVALS)
+        ]  # fmt: skip
+        with transaction.atomic():
+            rows_write(project_id=project.pk, spans=spans)
+        ids = list(OnlineEvaluation.objects.filter(rule=rule).values_list("pk", flat=True))
+        assert len(ids) == ONLINE_EVALS, len(ids)
+        target = gateway.Target.from_endpoint(judge)
+        requests = [evaluators.judge_messages(s.output_text, None, s.variables, {"rubric": rubric}) for s in spans]
+        gateway.chat(target, requests[0], params=dict(online.JUDGE_PARAMS))  # warm litellm up outside the timings
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            answers = list(pool.map(lambda m: gateway.chat(target, m, params=dict(online.JUDGE_PARAMS)), requests))
+        bare = time.perf_counter() - started
+        assert len(answers) == ONLINE_EVALS
+
+        started = time.perf_counter()
+        counts = online.evaluations_run(ids=ids, concurrency=concurrency)
+        evaluated = time.perf_counter() - started
+        assert counts[OnlineEvalStatus.DONE] == ONLINE_EVALS, counts
+    finally:
+        server.stop()
+    print(f"online evaluation of {ONLINE_EVALS} generations (judge + regex, {concurrency} calls in flight, "
+          f"{ONLINE_LATENCY_MS} ms per call): {ONLINE_EVALS / evaluated:,.0f} evaluations/s; "
+          f"the bare judge calls: {ONLINE_EVALS / bare:,.0f} calls/s")  # fmt: skip
+    print(f"online_eval_vs_bare_judge_calls: {(ONLINE_EVALS / evaluated) / (ONLINE_EVALS / bare):.2f}")
+    print(f"load: {os.getloadavg()}")
+
+
 def run() -> None:
     from django.db import connection
 
@@ -147,7 +230,10 @@ def main() -> None:
         else:
             call_command("migrate", verbosity=0, interactive=False)
         try:
-            run()
+            if ONLY != "online":
+                run()
+            if ONLY in ("", "online"):
+                run_online()
         finally:
             connection.close()
             if external:

@@ -230,6 +230,20 @@ CELERY_BEAT_SCHEDULE["monitoring-alerts"] = {
     "schedule": float(MONITORING_ALERT_SECONDS),
     "options": {"expires": MONITORING_ALERT_SECONDS - 5},
 }
+# Online evaluation: sampled generations per task message, model calls one task keeps in flight, how long a
+# claim lasts before the sweep hands the evaluation to another worker.
+ONLINE_EVAL_BATCH = env_int("ONLINE_EVAL_BATCH", 50, minimum=1)
+ONLINE_EVAL_CONCURRENCY = env_int("ONLINE_EVAL_CONCURRENCY", 8, minimum=1)
+ONLINE_EVAL_CLAIM_SECONDS = env_int("ONLINE_EVAL_CLAIM_SECONDS", 600, minimum=30)
+# Finished evaluations (and daily budget rows) older than this are deleted by the sweep; their scores stay.
+ONLINE_EVAL_KEEP_DAYS = env_int("ONLINE_EVAL_KEEP_DAYS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE["monitoring-online-sweep"] = {
+    "task": "monitoring.online_sweep",
+    "schedule": 120.0,
+    "options": {"expires": 115},
+}
+# An alert rule on drift reuses a report of the same prompt and window made less than this many minutes ago.
+MONITORING_DRIFT_REUSE_MINUTES = env_int("MONITORING_DRIFT_REUSE_MINUTES", 60, minimum=0)
 
 # --- Canary releases (apps/rollouts) --------------------------------------------
 # How often the beat task looks at every running canary (roll back on harm, promote a finished step).

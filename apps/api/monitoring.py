@@ -1,9 +1,11 @@
-"""REST reads of monitoring: the dashboard's metrics (from the rollups), drift reports and alerts. Any key reads."""
+"""REST reads of monitoring: the dashboard's metrics (from the rollups), drift reports, alerts and online
+evaluation rules. Any key reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
@@ -165,5 +167,88 @@ def alerts(request: Request) -> Response:
                 }
                 for a in qs[:200]
             ]
+        }
+    )
+
+
+def _online_rule(rule, *, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    from apps.monitoring.online import budget_today
+
+    budget = (summary or {}).get("budget") or budget_today(rule)
+    return {
+        "id": rule.pk,
+        "name": rule.name,
+        "prompt": rule.prompt.name,
+        "label": rule.label or None,
+        "version": rule.version_number,
+        "sample_rate": rule.sample_rate,
+        "active": rule.active,
+        "evaluators": [
+            {"name": e["name"], "kind": e["kind"], "score_name": rule.score_name(e["name"]), "params": e.get("params")}
+            for e in rule.evaluators
+        ],
+        "budget": {
+            "day_utc": timezone.now().date().isoformat(),
+            "evaluations": budget["evaluations"],
+            "max_evaluations": budget["max_evaluations"],
+            "cost": float(budget["cost"]),
+            "max_cost": float(budget["max_cost"]) if budget["max_cost"] is not None else None,
+            "skipped": budget["skipped"],
+        },
+    }
+
+
+@extend_schema(
+    operation_id="online_rules_list",
+    summary="Online evaluation rules with today's budget use",
+    parameters=[OpenApiParameter("prompt", str, description="Only this prompt's rules.")],
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+@api_view(["GET"])
+def online_rules(request: Request) -> Response:
+    from apps.monitoring.models import OnlineEvalRule
+
+    qs = OnlineEvalRule.objects.filter(project_id=request.auth.project_id).select_related("prompt")
+    prompt = request.query_params.get("prompt", "")
+    if prompt:
+        qs = qs.filter(prompt__name=prompt[:100])
+    return Response({"rules": [_online_rule(rule) for rule in qs[:200]]})
+
+
+@extend_schema(
+    operation_id="online_rule_get",
+    summary="One online evaluation rule: evaluators' pass rates or means, calibration, recent evaluations",
+    responses={200: OpenApiTypes.OBJECT, **ERRORS, 404: OpenApiResponse(s.ErrorSerializer)},
+)
+@api_view(["GET"])
+def online_rule(request: Request, rule_id: int) -> Response:
+    from apps.monitoring.calibration import rule_calibration
+    from apps.monitoring.models import OnlineEvalRule
+
+    rules = OnlineEvalRule.objects.filter(project_id=request.auth.project_id, pk=rule_id)
+    rule = rules.select_related("prompt").first()
+    if rule is None:
+        raise ApiError(404, "online_rule_not_found", f"No online evaluation rule {rule_id} in this project.")
+    summary = selectors.online_rule_summary(rule=rule)
+    return Response(
+        {
+            **_online_rule(rule, summary=summary),
+            "days": summary["days"],
+            "outcomes": summary["outcomes"],
+            "scores": summary["evaluators"],
+            "calibration": rule_calibration(rule=rule),
+            "recent": [
+                {
+                    "trace_id": e.trace_id,
+                    "span_id": e.span_id,
+                    "status": e.status,
+                    "results": e.results,
+                    "error": e.error or None,
+                    "cost": float(e.cost) if e.cost is not None else None,
+                    "created_at": e.created_at.isoformat(),
+                    "finished_at": e.finished_at.isoformat() if e.finished_at else None,
+                }
+                for e in rule.evaluations.all()[:50]
+            ],
         }
     )

@@ -52,6 +52,8 @@ urlpatterns = [
     path("v1/drift", monitoring.drift_reports, name="drift_reports"),
     path("v1/drift/<int:report_id>", monitoring.drift_report, name="drift_report"),
     path("v1/alerts", monitoring.alerts, name="alerts"),
+    path("v1/online-rules", monitoring.online_rules, name="online_rules"),
+    path("v1/online-rules/<int:rule_id>", monitoring.online_rule, name="online_rule"),
     path(
         "v1/schema",
         SpectacularAPIView.as_view(**PUBLIC),

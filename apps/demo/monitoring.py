@@ -67,3 +67,40 @@ def seed_demo_monitoring(*, project: Project, actor=None) -> bool:
         )  # fmt: skip
     alerts.rule_evaluate(rule, now=now)
     return True
+
+
+def seed_demo_online_evaluation(*, project: Project, actor=None) -> bool:
+    """Two online evaluation rules on support-reply (production), once: `support-checks` (the experiments' pure
+    evaluators, run now over half of the last three days' traffic, so its page, the dashboard and its calibration
+    against the end users' thumbs have figures) and `support-judge` (the local model as judge, on 5% of new
+    traffic; nothing is judged at seed time, the local model may not be serving yet)."""
+    from apps.monitoring import online
+    from apps.monitoring.models import OnlineEvalRule
+    from apps.providers.models import EndpointKind, EndpointMode, ModelEndpoint
+
+    if OnlineEvalRule.objects.filter(project=project).exists():
+        return False
+    label = Label.objects.filter(prompt__project=project, prompt__name="support-reply", name="production").first()
+    if label is None:
+        return False
+    checks = online.rule_create(
+        project=project, actor=actor, name="support-checks", prompt=label.prompt, label="production",
+        sample_rate=0.5, daily_max_evaluations=2000, human_score_name="thumbs", human_pass_at=1.0,
+        evaluators=[
+            {"name": "opens-politely", "kind": "regex", "params": {"pattern": r"^(Hi|Yes|Sorry)\b"}},
+            {"name": "short", "kind": "length", "params": {"max": 100, "unit": "chars"}},
+            {"name": "no-ai-disclaimer", "kind": "not_contains", "params": {"value": "as an AI"}},
+        ],
+    )  # fmt: skip
+    ids = online.rule_backfill(rule=checks, since=datetime.now(UTC) - timedelta(days=3))
+    online.evaluations_run(ids=ids)
+    judge = ModelEndpoint.objects.filter(project=project, kind=EndpointKind.LOCAL, mode=EndpointMode.CHAT).first()
+    if judge is not None:
+        online.rule_create(
+            project=project, actor=actor, name="support-judge", prompt=label.prompt, label="production",
+            sample_rate=0.05, daily_max_evaluations=100, human_score_name="thumbs", human_pass_at=1.0,
+            evaluators=[{"name": "helpful", "kind": "llm_judge", "params": {
+                "endpoint_id": judge.pk, "rubric": "Does the reply answer the ticket helpfully and politely?",
+                "scale_min": 1, "scale_max": 5, "pass_at": 4}}],
+        )  # fmt: skip
+    return True

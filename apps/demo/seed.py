@@ -27,6 +27,7 @@ DEMO_STEPS: list[DemoStep] = [
     traces.seed_demo_traces,
     probes.seed_demo_probes,
     monitoring.seed_demo_monitoring,
+    monitoring.seed_demo_online_evaluation,
 ]
 
 

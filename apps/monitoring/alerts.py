@@ -40,6 +40,10 @@ def rule_create(*, project: Project, actor: Any, **fields) -> AlertRule:
         raise AlertError("A drift rule needs a prompt: drift compares one prompt's windows.")
     if rule.metric == AlertMetric.FEEDBACK_MEAN and not rule.score_name:
         raise AlertError("A feedback rule needs the score name it reads (such as thumbs).")
+    if rule.metric == AlertMetric.ONLINE_EVAL_MEAN and "." not in rule.score_name:
+        raise AlertError("An online evaluator rule reads a score named <rule>.<evaluator> (such as polite.judge).")
+    if rule.metric == AlertMetric.ONLINE_EVAL_ERROR_RATE and not rule.score_name:
+        raise AlertError("An online evaluation error rule needs the online evaluation rule's name as its score.")
     with transaction.atomic():
         rule.save()
         audit_record(project_id=project.pk, actor=actor, action="alert_rule.created", obj=rule,
@@ -67,18 +71,29 @@ def rule_delete(*, rule: AlertRule, actor: Any) -> None:
 def measure(rule: AlertRule, *, now: datetime) -> tuple[float | None, int, Any]:
     """(value, volume, drift report or None) of the rule's metric over its window; value None: nothing to judge."""
     if rule.metric == AlertMetric.DRIFT_FINDINGS:
-        from apps.monitoring.drift import report_create
-
-        report = report_create(prompt=rule.prompt, window_hours=rule.window_hours, now=now)
+        report = _drift_report(rule, now=now)
         volume = max((t.get("n_window", 0) for t in report.tests), default=0)
         return float(report.finding_count), volume, report
+    if rule.metric == AlertMetric.ONLINE_EVAL_ERROR_RATE:
+        from apps.monitoring.models import OnlineEvalStatus, OnlineEvaluation
+
+        statuses = list(
+            OnlineEvaluation.objects.filter(
+                rule__project_id=rule.project_id, rule__name=rule.score_name, finished_at__gte=now - timedelta(
+                    hours=rule.window_hours), finished_at__lt=now,
+                status__in=[OnlineEvalStatus.DONE, OnlineEvalStatus.ERROR],
+            ).values_list("status", flat=True)
+        )  # fmt: skip
+        if not statuses:
+            return None, 0, None
+        return statuses.count(OnlineEvalStatus.ERROR) / len(statuses), len(statuses), None
     f = selectors.MetricFilters(
         prompt=rule.prompt.name if rule.prompt_id else "", range="custom",
         since=now - timedelta(hours=rule.window_hours), until=now,
     )  # fmt: skip
     data = selectors.metrics(project_id=rule.project_id, f=f)
     overall = data["overall"]
-    if rule.metric == AlertMetric.FEEDBACK_MEAN:
+    if rule.metric in (AlertMetric.FEEDBACK_MEAN, AlertMetric.ONLINE_EVAL_MEAN):
         score = next((s for s in data["scores"] if s["name"] == rule.score_name), None)
         if score is None:
             return None, 0, None
@@ -92,6 +107,27 @@ def measure(rule: AlertRule, *, now: datetime) -> tuple[float | None, int, Any]:
     return value, overall["volume"], None
 
 
+def _drift_report(rule: AlertRule, *, now: datetime):
+    """A drift report of the rule's prompt and window: an equivalent one made in the last
+    MONITORING_DRIFT_REUSE_MINUTES (same prompt, same window length against the window before) is reused,
+    so a rule evaluated every few minutes does not pile up a report per evaluation."""
+    from apps.monitoring.drift import report_create
+    from apps.monitoring.models import DriftReport
+
+    reuse = timedelta(minutes=settings.MONITORING_DRIFT_REUSE_MINUTES)
+    window = timedelta(hours=rule.window_hours)
+    for recent in DriftReport.objects.filter(
+        prompt_id=rule.prompt_id,
+        reference_start__isnull=False,
+        alpha=0.05,
+        window_end__gt=now - reuse,
+        window_end__lte=now,
+    ).order_by("-window_end")[:20]:
+        if recent.window_end - recent.window_start == window:
+            return recent
+    return report_create(prompt=rule.prompt, window_hours=rule.window_hours, now=now)
+
+
 def _breached(rule: AlertRule, value: float) -> bool:
     return value > rule.threshold if rule.operator == AlertOperator.ABOVE else value < rule.threshold
 
@@ -99,8 +135,13 @@ def _breached(rule: AlertRule, value: float) -> bool:
 def describe(rule: AlertRule, value: float, volume: int) -> str:
     metric = AlertMetric(rule.metric).label
     where = f" of {rule.prompt.name}" if rule.prompt_id else ""
-    shown = f"{value:.1%}" if rule.metric == AlertMetric.ERROR_RATE else f"{value:.4g}"
-    limit = f"{rule.threshold:.1%}" if rule.metric == AlertMetric.ERROR_RATE else f"{rule.threshold:g}"
+    rates = (AlertMetric.ERROR_RATE, AlertMetric.ONLINE_EVAL_ERROR_RATE)
+    shown = f"{value:.1%}" if rule.metric in rates else f"{value:.4g}"
+    limit = f"{rule.threshold:.1%}" if rule.metric in rates else f"{rule.threshold:g}"
+    if rule.score_name and rule.metric in (AlertMetric.FEEDBACK_MEAN, AlertMetric.ONLINE_EVAL_MEAN):
+        metric = f"{metric} {rule.score_name}"
+    elif rule.metric == AlertMetric.ONLINE_EVAL_ERROR_RATE:
+        metric = f"{metric} of {rule.score_name}"
     return (f"{metric}{where} is {shown} over the last {rule.window_hours} h ({volume} generations), "
             f"{rule.operator} the threshold {limit}.")[:500]  # fmt: skip
 

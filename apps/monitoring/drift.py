@@ -39,6 +39,7 @@ class Sample:
     latency_ms: list[float] | None = None
     errors: list[bool] | None = None
     costs: list[float] | None = None
+    embeddings: list[list[float]] | None = None  # of the outputs (or, against a dataset, the inputs)
 
     @property
     def size(self) -> int:
@@ -198,6 +199,61 @@ def proportion_test(
     }
 
 
+EMBED_MAX = 300  # texts embedded per side
+PERMUTATIONS = 2000
+
+
+def centroid_distance(a, b) -> float:
+    """Cosine distance between the centroids of two sets of vectors (0: same direction)."""
+    import numpy as np
+
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    norm = float(np.linalg.norm(ca) * np.linalg.norm(cb))
+    return 1.0 - float(ca @ cb) / norm if norm else 0.0
+
+
+def embedding_test(
+    name: str, reference: list[list[float]], window: list[list[float]], against: str, *, seed: int = 0
+) -> dict[str, Any] | None:
+    """Distance between the two windows' embedding centroids, with a permutation test of it (seeded).
+
+    Under no drift the two sides are exchangeable: the p-value is the share of random relabellings of the pooled
+    vectors whose centroids are at least as far apart, (1 + count) / (1 + PERMUTATIONS).
+    """
+    import numpy as np
+
+    if len(reference) < MIN_ROWS or len(window) < MIN_ROWS:
+        return None
+    ref, win = np.asarray(reference, dtype=float), np.asarray(window, dtype=float)
+    if ref.shape[1:] != win.shape[1:]:
+        return None
+    observed = centroid_distance(ref, win)
+    pooled = np.vstack([ref, win])
+    n_ref = len(ref)
+    rng = np.random.default_rng(seed)
+    at_least = 0
+    for _ in range(PERMUTATIONS):
+        order = rng.permutation(len(pooled))
+        at_least += centroid_distance(pooled[order[:n_ref]], pooled[order[n_ref:]]) >= observed - 1e-12
+    p = (1 + at_least) / (1 + PERMUTATIONS)
+    line = (
+        f"{name} moved: the centroids are {observed:.3f} apart (cosine distance) against {against}; "
+        f"{p:.3g} of random splits of the same texts are as far apart."
+    )
+    return {
+        "metric": name,
+        "group": "output" if name.startswith("Output") else "input",
+        "test": "permutation (centroid distance)",
+        "statistic": observed,
+        "p": float(p),
+        "effect": observed,
+        "effect_name": "cosine distance",
+        "line": line,
+        "n_reference": len(reference),
+        "n_window": len(window),
+    }
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -280,6 +336,9 @@ def compare(reference: Sample, window: Sample, *, against: str, alpha: float = 0
         tests.append(
             numeric_test("Cost per call", reference.costs, window.costs, against, group="operations", unit=" $")
         )
+    if reference.embeddings is not None and window.embeddings is not None:
+        name = "Output meaning (embeddings)" if reference.outputs is not None else "Input meaning (embeddings)"
+        tests.append(embedding_test(name, reference.embeddings, window.embeddings, against))
     done = [t for t in tests if t is not None]
     for test, q in zip(done, benjamini_hochberg([t["p"] for t in done]), strict=True):
         test["q"] = q
@@ -321,8 +380,36 @@ def dataset_sample(*, dataset_version) -> Sample:
     return Sample(variables=[r.item.input if isinstance(r.item.input, dict) else {} for r in rows])
 
 
-def report_create(*, prompt, window_hours: int = 24, dataset_version=None, alpha: float = 0.05, now=None):
-    """Compare the last `window_hours` of a prompt's generations with the window before (or a dataset version)."""
+def embed_samples(endpoint, reference: Sample, window: Sample) -> str:
+    """Set both samples' embeddings through the gateway (the outputs, or the inputs against a dataset, at most
+    EMBED_MAX each); returns the problem in words when the endpoint could not embed them, else ''."""
+    from apps.providers import gateway
+
+    def texts(sample: Sample, use_outputs: bool) -> list[str]:
+        if use_outputs:
+            return [o for o in sample.outputs or [] if o.strip()][:EMBED_MAX]
+        return [json.dumps(v, sort_keys=True, ensure_ascii=False) for v in sample.variables if v][:EMBED_MAX]
+
+    use_outputs = reference.outputs is not None and window.outputs is not None
+    try:
+        target = gateway.Target.from_endpoint(endpoint)
+        for sample in (reference, window):
+            found: list[list[float]] = []
+            batch = texts(sample, use_outputs)
+            for start in range(0, len(batch), 64):
+                found += gateway.embed(target, batch[start : start + 64]).vectors
+            sample.embeddings = found
+    except gateway.GatewayError as exc:
+        reference.embeddings = window.embeddings = None
+        return f"{exc.label}: {exc.message}"
+    return ""
+
+
+def report_create(
+    *, prompt, window_hours: int = 24, dataset_version=None, alpha: float = 0.05, now=None, embed_endpoint=None
+):
+    """Compare the last `window_hours` of a prompt's generations with the window before (or a dataset version);
+    with `embed_endpoint`, also the meaning of the texts (embedding centroids, permutation test)."""
     from django.utils import timezone
 
     from apps.monitoring.models import DriftReport
@@ -339,13 +426,18 @@ def report_create(*, prompt, window_hours: int = 24, dataset_version=None, alpha
         ref_start, ref_end = start - timedelta(hours=window_hours), start
         reference = window_sample(project_id=prompt.project_id, prompt_id=prompt.pk, start=ref_start, end=ref_end)
         against = f"the {window_hours} hours before"
+    described = against
+    if embed_endpoint is not None:
+        problem = embed_samples(embed_endpoint, reference, window)
+        if problem:
+            described = f"{against} (embedding drift not run: {problem})"[:200]
     tests = compare(reference, window, against=against, alpha=alpha)
     return DriftReport.objects.create(
         project_id=prompt.project_id,
         prompt=prompt,
         window_start=start,
         window_end=now,
-        reference=against,
+        reference=described,
         reference_start=ref_start,
         reference_end=ref_end,
         alpha=alpha,

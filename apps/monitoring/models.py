@@ -120,6 +120,8 @@ class AlertMetric(models.TextChoices):
     COST_PER_CALL = "cost_per_call", "Cost per call"
     VOLUME = "volume", "Volume (generations)"
     FEEDBACK_MEAN = "feedback_mean", "Feedback mean"
+    ONLINE_EVAL_MEAN = "online_eval_mean", "Online evaluator mean or pass rate"
+    ONLINE_EVAL_ERROR_RATE = "online_eval_errors", "Online evaluation error rate"
     DRIFT_FINDINGS = "drift_findings", "Drift findings"
 
 
@@ -179,3 +181,96 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"alert {self.pk} ({self.status}): {self.message}"
+
+
+class OnlineEvalRule(models.Model):
+    """Sample a share of a prompt's live generations and score them with evaluators (apps/monitoring/online.py).
+
+    Each evaluator's score is stored as a traces Score named `<rule>.<evaluator>` (source `online`), so it
+    shows on the trace, in the score rollups (the dashboard) and in alert rules like any feedback.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="online_eval_rules")
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=60, help_text="Letters, digits, - and _; the prefix of its score names.")
+    label = models.CharField(max_length=50, blank=True, help_text="Only generations served under this label.")
+    version_number = models.PositiveIntegerField(null=True, blank=True, help_text="Only this version.")
+    sample_rate = models.FloatField(default=0.1, help_text="The share of matching generations evaluated (0..1).")
+    evaluators = models.JSONField(default=list, help_text='[{"name": ..., "kind": ..., "params": {...}}]')
+    daily_max_evaluations = models.PositiveIntegerField(null=True, blank=True)
+    daily_max_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    human_score_name = models.CharField(
+        max_length=100, blank=True, help_text="The people's feedback the judge is calibrated against (e.g. thumbs)."
+    )
+    human_pass_at = models.FloatField(default=0.5, help_text="A human score at or above this is a pass.")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="online_rule_unique_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"online evaluation {self.name} ({self.sample_rate:.0%} of {self.prompt_id})"
+
+    def score_name(self, evaluator_name: str) -> str:
+        return f"{self.name}.{evaluator_name}"
+
+
+class OnlineEvalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Scored"
+    ERROR = "error", "Errored"
+    SKIPPED = "skipped", "Skipped"
+
+
+class OnlineEvaluation(models.Model):
+    """One sampled generation of a rule: pending until a worker claims it, then scored, errored or skipped."""
+
+    rule = models.ForeignKey(OnlineEvalRule, on_delete=models.CASCADE, related_name="evaluations")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    trace_id = models.CharField(max_length=64)
+    span_id = models.CharField(max_length=64)
+    prompt_version_id = models.BigIntegerField(default=0)
+    generation_start = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=OnlineEvalStatus.choices, default=OnlineEvalStatus.PENDING)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    results = models.JSONField(default=list, blank=True, help_text="Per evaluator: value, passed, explanation, error.")
+    error = models.CharField(max_length=500, blank=True)
+    cost = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "trace_id", "span_id"], name="online_evaluation_unique_generation")
+        ]
+        indexes = [
+            models.Index(fields=["rule", "status", "-created_at"], name="online_eval_rule_status"),
+            models.Index(fields=["status", "created_at"], name="online_eval_status_time"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"online evaluation {self.pk} of {self.trace_id}/{self.span_id} ({self.status})"
+
+
+class OnlineEvalBudget(models.Model):
+    """A rule's spending on one UTC day. Evaluations reserve from it in one conditional UPDATE (never over)."""
+
+    rule = models.ForeignKey(OnlineEvalRule, on_delete=models.CASCADE, related_name="budgets")
+    day = models.DateField()
+    evaluations = models.PositiveIntegerField(default=0, help_text="Evaluations started (reserved) today.")
+    cost_units = models.BigIntegerField(default=0, help_text="Spent plus reserved, in units of 1e-8.")
+    skipped = models.PositiveIntegerField(default=0, help_text="Sampled generations not evaluated: over budget.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "day"], name="online_budget_unique_day")]
+
+    def __str__(self) -> str:
+        return f"budget of rule {self.rule_id} on {self.day}: {self.evaluations} evaluations"

@@ -349,3 +349,90 @@ def health(*, project_id: int, now: datetime | None = None) -> dict[str, Any]:
         f=MetricFilters(range="custom", since=now - timedelta(hours=48), until=now - timedelta(hours=24)),
     )
     return {"current": current["overall"], "before": before["overall"], "scores": current["scores"]}
+
+
+# --- online evaluation ---------------------------------------------------------------------------------
+
+
+def online_rules(*, project_id: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each online evaluation rule with today's budget use and its last 24 hours' outcomes."""
+    from django.db.models import Count
+
+    from apps.monitoring.models import OnlineEvalBudget, OnlineEvalRule, OnlineEvaluation
+    from apps.monitoring.online import budget_day
+
+    now = now or timezone.now()
+    rules = list(OnlineEvalRule.objects.filter(project_id=project_id).select_related("prompt"))
+    budgets = {
+        b.rule_id: b for b in OnlineEvalBudget.objects.filter(rule__in=rules, day=budget_day(now)).select_related()
+    }
+    outcomes: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in (
+        OnlineEvaluation.objects.filter(rule__in=rules, created_at__gte=now - timedelta(hours=24))
+        .values("rule_id", "status")
+        .annotate(n=Count("id"))
+    ):
+        outcomes[row["rule_id"]][row["status"]] = row["n"]
+    return [
+        {
+            "rule": rule,
+            "budget": budgets.get(rule.pk),
+            "spent": float(budgets[rule.pk].cost_units / COST_UNIT) if rule.pk in budgets else 0.0,
+            "outcomes": outcomes.get(rule.pk, {}),
+        }
+        for rule in rules
+    ]
+
+
+def online_rule_summary(*, rule, days: int = 7, now: datetime | None = None) -> dict[str, Any]:
+    """A rule's budget today, its outcomes, and each evaluator's mean (a pass rate for pass/fail evaluators)
+    with a 95% interval over the last `days`, from the score rollups."""
+    from django.db.models import Count
+
+    from apps.monitoring.models import OnlineEvaluation
+    from apps.monitoring.online import MODEL_KINDS, budget_today
+
+    now = now or timezone.now()
+    since = now - timedelta(days=days)
+    outcomes = dict(
+        OnlineEvaluation.objects.filter(rule=rule, created_at__gte=since)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    sums = {
+        row["name"]: row
+        for row in ScoreRollup.objects.filter(
+            project_id=rule.project_id, prompt_id=rule.prompt_id, hour__gte=_hour_floor(since),
+            name__in=[rule.score_name(e["name"]) for e in rule.evaluators],
+        )
+        .values("name")
+        .annotate(n=Sum("count"), t=Sum("total"), t2=Sum("total_sq"))
+    }  # fmt: skip
+    evaluators = []
+    for spec in rule.evaluators:
+        name = rule.score_name(spec["name"])
+        row = sums.get(name)
+        figures = _mean_interval(row["n"], row["t"], row["t2"]) if row else _mean_interval(0, 0.0, 0.0)
+        evaluators.append(
+            {
+                "name": spec["name"],
+                "score_name": name,
+                "kind": spec["kind"],
+                "measure": "mean score (0..1)" if spec["kind"] in MODEL_KINDS else "pass rate",
+                **figures,
+            }
+        )
+    return {"budget": budget_today(rule, now=now), "outcomes": outcomes, "evaluators": evaluators, "days": days}
+
+
+def online_score_names(*, project_id: int) -> set[str]:
+    """The score names online evaluation writes in this project (the dashboard shows them apart from feedback)."""
+    from apps.monitoring.models import OnlineEvalRule
+
+    names = set()
+    for rule_name, specs in OnlineEvalRule.objects.filter(project_id=project_id).values_list("name", "evaluators"):
+        for spec in specs or []:
+            if isinstance(spec, dict) and spec.get("name"):
+                names.add(f"{rule_name}.{spec['name']}")
+    return names

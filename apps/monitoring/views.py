@@ -7,9 +7,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
-from apps.monitoring import alerts, charts, drift, impact, selectors
-from apps.monitoring.forms import AlertRuleForm, DriftForm
-from apps.monitoring.models import Alert, AlertRule, AlertStatus, DriftReport
+from apps.monitoring import alerts, calibration, charts, drift, impact, online, selectors
+from apps.monitoring.forms import AlertRuleForm, DriftForm, OnlineRuleForm
+from apps.monitoring.models import Alert, AlertRule, AlertStatus, DriftReport, OnlineEvalRule
 
 
 def _prompt_choices(project) -> list[tuple[str, str]]:
@@ -32,6 +32,17 @@ def _dataset_choices(project) -> list[tuple[str, str]]:
     ]
 
 
+def _endpoint_choices(project) -> list[tuple[str, str]]:
+    from apps.providers.models import ModelEndpoint
+
+    return [
+        (str(pk), f"{name} ({model})")
+        for pk, name, model in ModelEndpoint.objects.filter(project=project, is_active=True)
+        .order_by("name")
+        .values_list("pk", "name", "model")
+    ]
+
+
 @require_GET
 @project_role_required(Role.VIEWER)
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -46,7 +57,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         filters = selectors.filters_from({})
         data = selectors.metrics(project_id=project.pk, f=filters)
         moves = selectors.label_moves(project_id=project.pk, f=filters, scope=data["scope"])
+    online_names = selectors.online_score_names(project_id=project.pk)
     context = {
+        "feedback_scores": [s for s in data["scores"] if s["name"] not in online_names],
+        "online_scores": [s for s in data["scores"] if s["name"] in online_names],
         "filters": filters,
         "raw": request.GET,
         "problem": problem,
@@ -68,7 +82,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @project_role_required(Role.VIEWER)
 def drift_list(request: HttpRequest) -> HttpResponse:
     project = request.project
-    form = DriftForm(prompts=_prompt_choices(project), datasets=_dataset_choices(project))
+    form = DriftForm(prompts=_prompt_choices(project), datasets=_dataset_choices(project),
+                     endpoints=_endpoint_choices(project))  # fmt: skip
     reports = DriftReport.objects.filter(project=project).select_related("prompt")[:50]
     return render(request, "monitoring/drift_list.html", {"reports": reports, "form": form})
 
@@ -80,15 +95,21 @@ def drift_run(request: HttpRequest) -> HttpResponse:
     from apps.prompts.models import Prompt
 
     project = request.project
-    form = DriftForm(request.POST, prompts=_prompt_choices(project), datasets=_dataset_choices(project))
+    form = DriftForm(request.POST, prompts=_prompt_choices(project), datasets=_dataset_choices(project),
+                     endpoints=_endpoint_choices(project))  # fmt: skip
     if not form.is_valid():
         reports = DriftReport.objects.filter(project=project).select_related("prompt")[:50]
         return render(request, "monitoring/drift_list.html", {"reports": reports, "form": form}, status=400)
     prompt = Prompt.objects.get(project=project, pk=form.cleaned_data["prompt"])
     reference = form.cleaned_data["reference"]
     dataset_version = None if reference == "previous" else DatasetVersion.objects.get(pk=reference)
+    embed_endpoint = None
+    if form.cleaned_data["embed_endpoint"]:
+        from apps.providers.models import ModelEndpoint
+
+        embed_endpoint = ModelEndpoint.objects.get(project=project, pk=form.cleaned_data["embed_endpoint"])
     report = drift.report_create(prompt=prompt, window_hours=form.cleaned_data["window_hours"],
-                                 dataset_version=dataset_version)  # fmt: skip
+                                 dataset_version=dataset_version, embed_endpoint=embed_endpoint)  # fmt: skip
     return redirect("monitoring:drift_detail", project_slug=project.slug, pk=report.pk)
 
 
@@ -212,3 +233,127 @@ def release_impact(request: HttpRequest, move_id: int) -> HttpResponse:
         )
     result = impact.compare(move=move, hours=hours)
     return render(request, "monitoring/impact.html", {"move": move, "result": result, "hours": hours})
+
+
+# --- online evaluation -------------------------------------------------------------------------------------
+
+
+def _endpoints(project) -> list:
+    from apps.providers.models import ModelEndpoint
+
+    return list(ModelEndpoint.objects.filter(project=project).order_by("name").values("pk", "name", "model", "kind"))
+
+
+def _online_list(request: HttpRequest, form: OnlineRuleForm, problem: str = "", status: int = 200) -> HttpResponse:
+    project = request.project
+    context = {
+        "rules": selectors.online_rules(project_id=project.pk),
+        "form": form,
+        "problem": problem,
+        "endpoints": _endpoints(project),
+    }
+    return render(request, "monitoring/online_list.html", context, status=status)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def online_list(request: HttpRequest) -> HttpResponse:
+    return _online_list(request, OnlineRuleForm(prompts=_prompt_choices(request.project)))
+
+
+def _rule_fields(form: OnlineRuleForm) -> dict:
+    data = dict(form.cleaned_data)
+    data["label"] = data["label"].strip()
+    return data
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def online_create(request: HttpRequest) -> HttpResponse:
+    from apps.prompts.models import Prompt
+
+    project = request.project
+    form = OnlineRuleForm(request.POST, prompts=_prompt_choices(project))
+    if not form.is_valid():
+        return _online_list(request, form, status=400)
+    data = _rule_fields(form)
+    data["prompt"] = Prompt.objects.get(project=project, pk=data["prompt"])
+    try:
+        rule = online.rule_create(project=project, actor=request.user, **data)
+    except online.OnlineEvalError as exc:
+        return _online_list(request, form, problem=str(exc), status=400)
+    messages.success(request, f"Online evaluation {rule.name!r} created: it samples new generations from now on.")
+    return redirect("monitoring:online_detail", project_slug=project.slug, pk=rule.pk)
+
+
+def _rule_of(request: HttpRequest, pk: int) -> OnlineEvalRule:
+    rule = OnlineEvalRule.objects.filter(project=request.project, pk=pk).select_related("prompt").first()
+    if rule is None:
+        raise Http404("No such online evaluation rule.")
+    return rule
+
+
+def _edit_form(rule: OnlineEvalRule, data=None) -> OnlineRuleForm:
+    import json
+
+    initial = {
+        "name": rule.name, "prompt": str(rule.prompt_id), "label": rule.label, "version_number": rule.version_number,
+        "sample_rate": rule.sample_rate, "daily_max_evaluations": rule.daily_max_evaluations,
+        "daily_max_cost": rule.daily_max_cost, "evaluators": json.dumps(rule.evaluators, indent=2),
+        "human_score_name": rule.human_score_name, "human_pass_at": rule.human_pass_at,
+    }  # fmt: skip
+    return OnlineRuleForm(data, initial=initial, prompts=_prompt_choices(rule.project), editing=True)
+
+
+def _online_detail(request: HttpRequest, rule: OnlineEvalRule, form, problem="", status=200) -> HttpResponse:
+    context = {
+        "rule": rule,
+        "form": form,
+        "problem": problem,
+        "summary": selectors.online_rule_summary(rule=rule),
+        "calibration": calibration.rule_calibration(rule=rule),
+        "recent": rule.evaluations.all()[:20],
+        "endpoints": _endpoints(request.project),
+    }
+    return render(request, "monitoring/online_detail.html", context, status=status)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def online_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = _rule_of(request, pk)
+    return _online_detail(request, rule, _edit_form(rule))
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def online_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = _rule_of(request, pk)
+    form = _edit_form(rule, request.POST)
+    if not form.is_valid():
+        return _online_detail(request, rule, form, status=400)
+    data = _rule_fields(form)
+    data.pop("prompt", None)
+    try:
+        rule = online.rule_update(rule=rule, actor=request.user, **data)
+    except online.OnlineEvalError as exc:
+        return _online_detail(request, _rule_of(request, pk), form, problem=str(exc), status=400)
+    messages.success(request, f"Online evaluation {rule.name!r} saved.")
+    return redirect("monitoring:online_detail", project_slug=request.project.slug, pk=rule.pk)
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def online_set_active(request: HttpRequest, pk: int, active: bool) -> HttpResponse:
+    rule = online.rule_set_active(rule=_rule_of(request, pk), active=active, actor=request.user)
+    messages.success(request, f"Online evaluation {rule.name!r} {'resumed' if active else 'paused'}.")
+    return redirect("monitoring:online_detail", project_slug=request.project.slug, pk=rule.pk)
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def online_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = _rule_of(request, pk)
+    online.rule_delete(rule=rule, actor=request.user)
+    messages.success(request, f"Online evaluation {rule.name!r} deleted; the scores it stored stay on the traces.")
+    return redirect("monitoring:online", project_slug=request.project.slug)

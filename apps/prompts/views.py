@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
-from apps.prompts import merge, page_panels, selectors, services, version_actions
+from apps.prompts import merge, move_links, page_panels, selectors, services, version_actions
 from apps.prompts.content import (
     Content,
     ContentProblem,
@@ -86,7 +86,9 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "version_list": versions,
         "newest": versions[0] if versions else None,
         "label_list": selectors.label_list(prompt=prompt),
-        "history": selectors.label_history(prompt=prompt)[:50],
+        "history": move_links.for_moves(
+            project_slug=request.project.slug, moves=selectors.label_history(prompt=prompt)[:50]
+        ),
         "label_names": selectors.label_names_in_project(project=request.project),
         "panels": page_panels.for_prompt(prompt=prompt),
         "meta_form": PromptMetaForm(

@@ -56,6 +56,8 @@ TRACE_COLUMNS = (
     "prompt_label", "prompt_version_id", "input_text", "output_text", "user_id", "session_id", "environment",
     "tags", "metadata", "flags", "feedback_count", "feedback_mean", "updated_at",
 )  # fmt: skip
+# Scores the studio computes itself (online evaluation) are shown on the trace but are not its feedback.
+PROGRAM_SCORE_SOURCE = "online"
 TRACE_TEXT_CHARS = 2_000  # of a trace's input and output kept on the trace row (lists and search)
 
 
@@ -384,9 +386,11 @@ def traces_recompute(
         ):  # fmt: skip
             span_rows[row[0]].append(row)
         feedback: dict[str, list[float]] = defaultdict(list)
-        for trace_id, value in Score.objects.filter(
-            project_id=project_id, trace_id__in=ids, value__isnull=False
-        ).values_list("trace_id", "value"):
+        for trace_id, value in (
+            Score.objects.filter(project_id=project_id, trace_id__in=ids, value__isnull=False)
+            .exclude(source=PROGRAM_SCORE_SOURCE)
+            .values_list("trace_id", "value")
+        ):
             feedback[trace_id].append(value)
         for trace_id in ids:
             trace = existing.get(trace_id)

@@ -46,7 +46,7 @@ def test_it_answers_every_generated_request_without_a_server_error(wsgi_keeps_co
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema?format=json", application)
     headers = {"Authorization": f"Bearer {write_key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 33  # prompts (8), datasets (6), experiments (7), traces (5), monitoring (4), canaries (3)
+    assert len(operations) == 35  # prompts (8), datasets (6), experiments (7), traces (5), monitoring (6), canaries (3)
 
     for operation in operations:
 

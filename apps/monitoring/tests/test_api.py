@@ -35,3 +35,23 @@ def test_metrics_drift_and_alerts_read_over_rest(api, make_key, released):
     assert got[0]["rule"]["name"] == "errors" and got[0]["status"] == "open"
     assert client.get("/api/v1/alerts?status=sleeping").status_code == 400
     assert api("nope").get("/api/v1/alerts").status_code == 401
+
+
+def test_online_rules_read_over_rest(api, make_key, released, simulated_endpoint, sim_server):
+    from apps.monitoring import online
+    from apps.monitoring.models import OnlineEvaluation
+    from apps.monitoring.tests.test_online import _rule, _traffic
+
+    judge = simulated_endpoint("Judge", "openai/echo")
+    rule = _rule(released.project, released, judge, sample_rate=1.0, daily_max_evaluations=4)
+    _traffic(released.project, 6)
+    online.evaluations_run(ids=list(OnlineEvaluation.objects.filter(rule=rule).values_list("pk", flat=True)))
+    client = api(make_key("read"))
+    listed = client.get("/api/v1/online-rules?prompt=greet").json()["rules"]
+    assert listed[0]["name"] == "polite" and listed[0]["budget"]["evaluations"] == 4
+    assert listed[0]["budget"]["skipped"] == 2 and listed[0]["evaluators"][0]["score_name"] == "polite.judge"
+    one = client.get(f"/api/v1/online-rules/{rule.pk}").json()
+    assert one["outcomes"] == {"done": 4, "skipped": 2}
+    assert {s["score_name"]: s["n"] for s in one["scores"]} == {"polite.judge": 4, "polite.greets": 4}
+    assert len(one["recent"]) == 6 and one["calibration"]["human_score"] is None
+    assert client.get("/api/v1/online-rules/999999").status_code == 404

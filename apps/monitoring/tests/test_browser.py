@@ -37,3 +37,24 @@ def test_dashboard_range_drift_finding_and_alert(page, login_page, settings):
     page.click("#acknowledge")
     page.locator("#alert-status", has_text="acknowledged").wait_for()
     assert not problems, problems
+
+
+def test_online_evaluation_rule_page_and_pause_at_800px(page, login_page, settings):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    from django.contrib.auth import get_user_model
+
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.set_viewport_size({"width": 800, "height": 900})
+    login_page(get_user_model().objects.get(username=settings.DEMO_USERNAME), password=settings.DEMO_PASSWORD)
+    page.goto("/p/demo/monitoring/")
+    assert page.locator("#online-score-table", has_text="support-checks.short").count() == 1
+    page.goto("/p/demo/monitoring/online/")
+    page.locator("a.online-rule-link", has_text="support-checks").click()
+    page.locator("#calibration-table", has_text="opens-politely").wait_for()
+    assert page.locator("#online-evaluators", has_text="pass rate").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800  # nothing scrolls sideways
+    page.click("#pause")
+    page.locator("#rule-state", has_text="paused").wait_for()
+    assert not problems, problems
