@@ -73,6 +73,13 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField()
 
 
+class SnippetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    template = serializers.CharField()
+    includes = serializers.DictField(child=serializers.CharField(), help_text="The snippet's own pins.")
+
+
 class PromptVersionSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField()
@@ -82,6 +89,14 @@ class PromptVersionSerializer(serializers.Serializer):
     config = serializers.DictField(help_text="Model config: model, temperature, max_tokens, top_p, stop, ...")
     variables = VariableSerializer(many=True)
     labels = serializers.ListField(child=serializers.CharField())
+    includes = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='Each {% include "name@label" %} -> the key in `snippets` of the version pinned when saved.',
+    )
+    snippets = serializers.DictField(
+        child=SnippetSerializer(),
+        help_text='"name:version" -> the text of every snippet version the includes reach (render offline).',
+    )
     content_hash = serializers.CharField()
     created_at = serializers.DateTimeField()
 

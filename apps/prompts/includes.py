@@ -66,6 +66,34 @@ def pins_of(version: PromptVersion) -> tuple[dict[str, str], dict[str, dict[str,
     return dict(sorted(pins.items())), table_of([row.snippet_version for row in rows])
 
 
+def compositions(versions: list[PromptVersion]) -> dict[int, tuple[dict[str, str], dict[str, dict[str, Any]]]]:
+    """pins_of for many versions in a few reads (the releases bundle): {version id: (pins, table)}."""
+    pins: dict[int, dict[str, str]] = {}
+    reached: dict[int, PromptVersion] = {}
+    for pin in IncludePin.objects.filter(version__in=versions).select_related("snippet_version__prompt"):
+        pins.setdefault(pin.version_id, {})[pin.ref] = key_of(pin.snippet_version)
+        reached[pin.snippet_version_id] = pin.snippet_version
+    table = table_of(list(reached.values())) if reached else {}
+    found = {}
+    for version in versions:
+        own = dict(sorted(pins.get(version.pk, {}).items()))
+        found[version.pk] = (own, _closure(own, table))
+    return found
+
+
+def _closure(pins: dict[str, str], table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The entries of `table` that `pins` reach."""
+    kept: dict[str, dict[str, Any]] = {}
+    waiting = list(pins.values())
+    while waiting:
+        key = waiting.pop()
+        if key in kept or key not in table:
+            continue
+        kept[key] = table[key]
+        waiting.extend(table[key]["includes"].values())
+    return dict(sorted(kept.items()))
+
+
 def _cycle(name: str, ref: str, pins: dict[str, str], table: dict[str, dict[str, Any]]) -> list[str] | None:
     """The chain of prompt names from the prompt being saved back to itself through `ref`, if there is one."""
 

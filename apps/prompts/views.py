@@ -135,7 +135,7 @@ def _editor_initial(base: PromptVersion | None, kind: str) -> tuple[EditorForm, 
     return form, formset, specs
 
 
-def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, ContentProblem | None, list[dict]]:
+def _draft(request: HttpRequest, prompt) -> tuple[EditorForm, Any, Content | None, ContentProblem | None, list[dict]]:
     """Read the editor's POST into content; a problem is returned, not raised, so the form can show it."""
     form = EditorForm(request.POST)
     formset = MessageFormSet(request.POST, prefix="msg")
@@ -155,6 +155,7 @@ def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, Conte
                 {**spec, "sample": normalize_newlines(spec["sample"])} if isinstance(spec.get("sample"), str) else spec
                 for spec in specs
             ],
+            prompt=prompt,
         )
     except ContentProblem as exc:
         return form, formset, None, exc, specs
@@ -185,7 +186,7 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
             context.update(sample_preview(content_of(base)))
         return render(request, "prompts/prompt_edit.html", context)
 
-    form, formset, content, problem, specs = _draft(request)
+    form, formset, content, problem, specs = _draft(request, prompt)
     context.update({"form": form, "formset": formset, "problem": problem})
     context["config_open"] = bool(problem and problem.field in _CONFIG_FIELDS) or any(
         request.POST.get(name) for name in ("model", "temperature", "max_tokens", "top_p", "extra")
@@ -246,7 +247,7 @@ def _merged(prompt, *, merge_base: PromptVersion | None, parent: int | None, dra
     if saved is None:
         return draft
     base = content_of(merge_base) if merge_base else None
-    result = merge.content_merge(base=base, saved=content_of(saved), draft=draft)
+    result = merge.content_merge(base=base, saved=content_of(saved), draft=draft, prompt=prompt)
     if not result.clean:
         raise ContentProblem(f"cannot merge: both edits change {result.overlaps[0].where}")
     return result.content
@@ -254,7 +255,10 @@ def _merged(prompt, *, merge_base: PromptVersion | None, parent: int | None, dra
 
 def _conflict_context(exc: services.StaleParent, *, merge_base: PromptVersion | None, draft: Content) -> dict[str, Any]:
     result = merge.content_merge(
-        base=content_of(merge_base) if merge_base else None, saved=content_of(exc.newest), draft=draft
+        base=content_of(merge_base) if merge_base else None,
+        saved=content_of(exc.newest),
+        draft=draft,
+        prompt=exc.newest.prompt,
     )
     context: dict[str, Any] = {
         "conflict": exc,

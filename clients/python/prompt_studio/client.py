@@ -65,6 +65,10 @@ class Prompt:
     content_hash: str = ""
     source: str = "studio"  # studio, cache, snapshot or fallback
     label: str = ""  # the label it was fetched by (traces record it), "" when fetched by version
+    # {% include "name@label" %} -> "name:version", and the texts of those snippet versions: the document
+    # carries every snippet it needs, so a prompt with includes renders offline exactly as the studio renders it.
+    includes: dict[str, str] = field(default_factory=dict)
+    snippets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "studio", label: str | None = None) -> Prompt:
@@ -80,15 +84,18 @@ class Prompt:
             content_hash=document.get("content_hash", ""),
             source=source,
             label=label or "",
+            includes=document.get("includes") or {},
+            snippets=document.get("snippets") or {},
         )
 
     def render(self, **variables: Any) -> str | list[dict[str, str]]:
         """The text (text prompt) or the messages (chat prompt), rendered as the studio would."""
         try:
             sandbox.validate_values(self.variables, variables)
+            tree = sandbox.include_tree(self.includes, self.snippets) if self.includes else None
             if self.type == "chat":
-                return sandbox.render_messages(self.messages or [], variables)
-            return sandbox.render(self.template or "", variables, where="template")
+                return sandbox.render_messages(self.messages or [], variables, includes=tree)
+            return sandbox.render(self.template or "", variables, where="template", includes=tree)
         except sandbox.TemplateProblem as exc:
             raise RenderError(str(exc), exc.variable) from None
 
