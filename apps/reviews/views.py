@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
+from apps.prompts import includes
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.content import Content, content_of, sample_preview
 from apps.prompts.diff import content_diff
@@ -111,10 +112,19 @@ def _detail_context(request: HttpRequest, review: ReviewRequest, **extra: Any) -
         "evidence_linked": evidence.anything_linked(sections),
         "decision_form": DecisionForm(),
         "already_released": current is not None and current.pk == review.version_id,
+        "dependents": _dependents(review),
         **sample_preview(content_of(review.version)),
     }
     context.update(extra)
     return context
+
+
+def _dependents(review: ReviewRequest) -> list[dict[str, Any]]:
+    """The prompts that include `prompt@label` and would change once re-pinned to the version under review."""
+    rows = []
+    for dependent in includes.dependents(snippet=review.prompt, label_name=review.label_name):
+        rows.append({"d": dependent, "changes": dependent.pinned.pk != review.version_id})
+    return rows
 
 
 @require_GET
