@@ -39,6 +39,7 @@ class Content:
     includes: dict[str, str] = field(default_factory=dict)
     # {"name:number": {name, version, template, includes}}: the texts the pins reach (derived from them).
     snippets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _include_key: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         document = {
@@ -55,6 +56,12 @@ class Content:
     def include_tree(self) -> dict[str, Any]:
         """What the sandbox renders the includes with (the same function the client uses)."""
         return sandbox.include_tree(self.includes, self.snippets) if self.includes else {}
+
+    def include_key(self) -> str:
+        """The include tree as the sandbox's key, built once per content (an experiment renders it per row)."""
+        if self._include_key is None:
+            self._include_key = sandbox.include_key(self.include_tree())
+        return self._include_key
 
     def hash(self) -> str:
         canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -256,7 +263,7 @@ def _resolve_includes(content: Content, *, project, prompt, keep_pins, source_fi
 def render_content(content: Content, values: dict[str, Any]) -> str | list[dict[str, str]]:
     """Render text or messages after checking every variable is present and typed right."""
     sandbox.validate_values(content.variables, values)
-    tree = content.include_tree()
+    tree = content.include_key()
     if content.kind == PromptKind.TEXT:
         return sandbox.render(content.template, values, where="template", includes=tree)
     return sandbox.render_messages(content.messages, values, includes=tree)

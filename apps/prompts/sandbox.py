@@ -23,6 +23,7 @@ from prompt_studio.sandbox import (  # noqa: F401 - re-exported for the rest of 
     PromptSandbox,
     TemplateProblem,
     coerce_sample,
+    include_key,
     include_refs,
     include_tree,
     is_plain,
@@ -57,7 +58,7 @@ def render(
     where: str = "",
     timeout: float | None = None,
     max_chars: int | None = None,
-    includes: dict[str, Any] | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> str:
     """Render one template within the configured limits; every failure is a TemplateProblem."""
     default_timeout, default_max = _limits()
@@ -72,7 +73,7 @@ def render(
 
 
 def render_messages(
-    messages: list[dict[str, str]], values: dict[str, Any], *, includes: dict[str, Any] | None = None
+    messages: list[dict[str, str]], values: dict[str, Any], *, includes: dict[str, Any] | str | None = None
 ) -> list[dict[str, str]]:
     timeout, max_chars = _limits()
     return _sandbox.render_messages(messages, values, timeout=timeout, max_chars=max_chars, includes=includes)

@@ -159,8 +159,8 @@ def test_a_heavy_snippet_makes_the_whole_prompt_render_in_a_worker_process():
     prompt, tree = _hosted("{{ 7 * 6 }}", {})
     assert sandbox.render(prompt, {}, includes=tree) == "Hello 1. Intro. 42 Bye."
     prompt, tree = _hosted("{{ 2 ** 1000 }}", {})
-    assert not sandbox._compile(prompt, sandbox._include_key(tree)).plain
-    assert sandbox._compile(prompt, sandbox._include_key(_hosted("{{ name }}", {})[1])).plain
+    assert not sandbox._compile(prompt, sandbox.include_key(tree)).plain
+    assert sandbox._compile(prompt, sandbox.include_key(_hosted("{{ name }}", {})[1])).plain
     if os.name == "posix":
         # A snippet that would grow a value past the limits is stopped; the pool renders the next template.
         prompt, tree = _hosted("{% set l = [0] * 30000 %}{% for a in l %}{% set m = l * 1000 %}{% endfor %}", {})

@@ -12,6 +12,7 @@ Order of answers for get_prompt():
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -70,6 +71,11 @@ class Prompt:
     includes: dict[str, str] = field(default_factory=dict)
     snippets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _include_key(self) -> str:
+        """The composition of the snippets, built once per copy of the prompt (it is rendered many times)."""
+        return sandbox.include_key(sandbox.include_tree(self.includes, self.snippets)) if self.includes else ""
+
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "studio", label: str | None = None) -> Prompt:
         return cls(
@@ -92,10 +98,9 @@ class Prompt:
         """The text (text prompt) or the messages (chat prompt), rendered as the studio would."""
         try:
             sandbox.validate_values(self.variables, variables)
-            tree = sandbox.include_tree(self.includes, self.snippets) if self.includes else None
             if self.type == "chat":
-                return sandbox.render_messages(self.messages or [], variables, includes=tree)
-            return sandbox.render(self.template or "", variables, where="template", includes=tree)
+                return sandbox.render_messages(self.messages or [], variables, includes=self._include_key)
+            return sandbox.render(self.template or "", variables, where="template", includes=self._include_key)
         except sandbox.TemplateProblem as exc:
             raise RenderError(str(exc), exc.variable) from None
 

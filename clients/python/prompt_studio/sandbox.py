@@ -864,12 +864,18 @@ class _Compiled:
     plain: bool
 
 
-def _include_key(includes: dict[str, Any] | None) -> str:
-    """The include tree as canonical text: the cache key of a composition (and what a worker is sent)."""
+def include_key(includes: dict[str, Any] | str | None) -> str:
+    """The include tree as text: the cache key of a composition (and what a worker is sent).
+
+    Not sorted: include_tree builds a tree in the pins' order, which the studio sends sorted, so equal trees
+    are equal texts; the default encoder is the fastest, and this runs at every render.
+    """
     if not includes:
         return ""
+    if isinstance(includes, str):  # already a key: a caller rendering one prompt often keeps it
+        return includes
     try:
-        return json.dumps(includes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(includes)
     except (TypeError, ValueError, RecursionError):
         raise TemplateProblem("the snippets of this template are not a valid include tree") from None
 
@@ -877,7 +883,11 @@ def _include_key(includes: dict[str, Any] | None) -> str:
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str, include_key: str = "") -> _Compiled:
     tree = _parse_tree(source)
-    tree = _compose(tree, json.loads(include_key) if include_key else {}, where="", composed=len(source))
+    try:
+        includes = json.loads(include_key) if include_key else {}
+    except (ValueError, RecursionError):
+        raise TemplateProblem("the snippets of this template are not a valid include tree") from None
+    tree = _compose(tree, includes, where="", composed=len(source))
     try:
         return _Compiled(ENVIRONMENT.from_string(tree), is_plain(tree))
     except RecursionError:
@@ -946,11 +956,12 @@ def render(
     where: str = "",
     timeout: float | None = None,
     max_chars: int | None = None,
-    includes: dict[str, Any] | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> str:
     """Render one template within the time and size limits; every failure is a TemplateProblem.
 
-    includes: the include tree of the template's snippets (see include_tree); the limits cover them too.
+    includes: the include tree of the template's snippets (see include_tree), or its include_key;
+    the limits cover the snippets too.
     """
     return _render_all([(where, source)], values, timeout=timeout, max_chars=max_chars, includes=includes)[0]
 
@@ -961,7 +972,7 @@ def render_messages(
     *,
     timeout: float | None = None,
     max_chars: int | None = None,
-    includes: dict[str, Any] | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> list[dict[str, str]]:
     """Render each message's content (one round trip to a render worker for all of them, when one is needed)."""
     sources = [(f"message {index} ({m['role']})", m["content"]) for index, m in enumerate(messages, start=1)]
@@ -975,17 +986,17 @@ def _render_all(
     *,
     timeout: float | None,
     max_chars: int | None,
-    includes: dict[str, Any] | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> list[str]:
     timeout = timeout if timeout is not None else RENDER_TIMEOUT_SECONDS
     max_chars = max_chars if max_chars is not None else RENDER_MAX_CHARS
     if not isinstance(values, dict):
         raise TemplateProblem("variables must be a JSON object of name to value")
-    include_key = _include_key(includes)
+    composed = include_key(includes)
     plain = True
     for where, source in sources:
         try:
-            plain = plain and _compile(source, include_key).plain
+            plain = plain and _compile(source, composed).plain
         except TemplateProblem as exc:
             raise TemplateProblem(exc.message, line=exc.line, variable=exc.variable, where=where) from None
     started = time.monotonic()
@@ -1004,7 +1015,7 @@ def _render_all(
                         timeout=limit,
                         max_chars=max_chars,
                         shown_timeout=timeout,
-                        include_key=include_key,
+                        include_key=composed,
                     )  # fmt: skip
                 )
             return texts
@@ -1013,7 +1024,7 @@ def _render_all(
                 raise _OutOfTime(_time_limit_message(timeout), where=exc.where) from None
     remaining = timeout - (time.monotonic() - started)
     return _pool().render(
-        sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout, include_key=include_key
+        sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout, include_key=composed
     )
 
 
