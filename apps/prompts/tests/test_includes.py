@@ -153,3 +153,15 @@ def test_dependents_list_each_prompt_and_label_and_repin_offers_new_versions(pro
     assert "Re-pin tone@production to v2 (was v1)" == done[0].version.message
     assert main.labels.get(name="production").version == v1  # nothing released by a re-pin
     assert services.dependents_repin(snippet=tone, label_name="production", actor=editor) == []
+
+
+def test_a_snippet_with_dependents_cannot_be_deleted_alone_but_its_project_can(project):
+    from django.db.models import RestrictedError
+
+    snippet = PromptFactory(project=project, name="snippet")
+    make_version(snippet, "shared text")
+    make_version(PromptFactory(project=project, name="main"), '{% include "snippet@latest" %}')
+    with pytest.raises(RestrictedError), transaction.atomic():
+        snippet.delete()
+    project.delete()
+    assert not IncludePin.objects.exists()
