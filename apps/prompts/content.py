@@ -221,8 +221,10 @@ def build_content(
         for name, guess in sandbox.suggest_types(entry["template"]).items():
             guesses.setdefault(name, guess)
     specs = {spec.get("name"): spec for spec in (variable_specs or []) if isinstance(spec, dict)}
+    inherited = _snippet_specs(content, project=project or getattr(prompt, "project", None))
     for name in names:
-        spec = specs.get(name, {})
+        # A snippet's variable the prompt says nothing of comes with the snippet's type, description and sample.
+        spec = specs.get(name) or inherited.get(name, {})
         kind_of = spec.get("type") or guesses.get(name, "string")
         if kind_of not in sandbox.VARIABLE_TYPES:
             raise ContentProblem(f"variable '{name}': unknown type '{kind_of}'", field=f"var-{name}")
@@ -258,6 +260,14 @@ def _resolve_includes(content: Content, *, project, prompt, keep_pins, source_fi
         return content.include_tree()
     except sandbox.TemplateProblem as exc:
         raise ContentProblem(str(exc), field=source_field, line=exc.line) from None
+
+
+def _snippet_specs(content: Content, *, project) -> dict[str, dict[str, Any]]:
+    if not content.snippets or project is None:
+        return {}
+    from apps.prompts import includes
+
+    return includes.snippet_variables(project=project, keys=list(content.snippets))
 
 
 def render_content(content: Content, values: dict[str, Any]) -> str | list[dict[str, str]]:

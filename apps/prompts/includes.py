@@ -208,6 +208,24 @@ def pinned_versions(*, project: Project, pins: dict[str, str]) -> dict[str, Prom
     return found
 
 
+def snippet_variables(*, project: Project, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The variable specs (type, description, sample) the snippet versions named by `keys` declare."""
+    wanted: dict[str, set[int]] = {}
+    for key in keys:
+        name, _, number = key.rpartition(":")
+        if number.isdigit():
+            wanted.setdefault(name, set()).add(int(number))
+    found: dict[str, dict[str, Any]] = {}
+    rows = PromptVersion.objects.filter(prompt__project=project, prompt__name__in=list(wanted)).values_list(
+        "prompt__name", "number", "variables"
+    )
+    for name, number, variables in sorted(rows):
+        if number in wanted.get(name, ()):
+            for spec in variables or []:
+                found.setdefault(spec["name"], spec)
+    return found
+
+
 # --- impact analysis ---------------------------------------------------------------------------------------------
 
 

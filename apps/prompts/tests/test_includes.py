@@ -165,3 +165,15 @@ def test_a_snippet_with_dependents_cannot_be_deleted_alone_but_its_project_can(p
         snippet.delete()
     project.delete()
     assert not IncludePin.objects.exists()
+
+
+def test_a_snippets_variables_come_with_their_type_description_and_sample(project):
+    snippet = PromptFactory(project=project, name="format")
+    release(snippet, make_version(snippet, "{% for p in points %}- {{ p }}\n{% endfor %}", samples={"points": ["a"]}))
+    main = make_version(PromptFactory(project=project), 'Hi {{ name }}\n{% include "format@production" %}',
+                        samples={"name": "Ada"})  # fmt: skip
+    assert main.variables == [
+        {"name": "name", "type": "string", "description": "", "sample": "Ada"},
+        {"name": "points", "type": "list", "description": "", "sample": ["a"]},
+    ]
+    assert render_content(content_of(main), main.sample_values()) == "Hi Ada\n- a\n"
