@@ -297,6 +297,43 @@ def dependents(*, snippet: Prompt, label_name: str | None = None) -> list[Depend
     return found
 
 
+@dataclass(frozen=True)
+class RepinPreview:
+    """A dependent rendered with its samples as it is and as it would be re-pinned; `problem` when it cannot be."""
+
+    before: str = ""
+    after: str = ""
+    problem: str = ""
+
+
+def repin_preview(dependent: Dependent, to_version: PromptVersion) -> RepinPreview:
+    """How re-pinning one dependent to `to_version` of the snippet changes its text rendered with its samples."""
+    from apps.prompts.content import content_of, render_content
+
+    content = content_of(dependent.version)
+    samples = dependent.version.sample_values()
+    try:
+        before = render_content(content, samples)
+        content.includes = {**content.includes, dependent.ref: key_of(to_version)}
+        pinned = pinned_versions(project=dependent.prompt.project, pins=content.includes)
+        content.snippets = table_of(list(pinned.values()))
+        content._include_key = None
+        after = render_content(content, {**_samples_of(to_version), **samples})
+    except sandbox.TemplateProblem as exc:
+        return RepinPreview(problem=str(exc))
+    if isinstance(before, list):
+        before, after = _as_text(before), _as_text(after)
+    return RepinPreview(before=before, after=after)
+
+
+def _samples_of(version: PromptVersion) -> dict[str, Any]:
+    return version.sample_values()
+
+
+def _as_text(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
 def includes_of(version: PromptVersion) -> list[IncludePin]:
     """What a version includes, with the versions pinned."""
     return list(version.include_pins.select_related("snippet_version__prompt").order_by("ref"))

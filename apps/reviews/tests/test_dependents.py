@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 def snippet(project, cast, policy):
     """tone v1 released on protected production, included by main (released) and draft (unreleased)."""
     tone = PromptFactory(project=project, name="tone")
-    release(make_version(tone, "Be {{ mood }}.", actor=cast.author), requester=cast.author, approver=cast.reviewer)
+    release(make_version(tone, "Be {{ mood }}.", actor=cast.author, samples={"mood": "calm"}),
+            requester=cast.author, approver=cast.reviewer)  # fmt: skip
     main = PromptFactory(project=project, name="main")
     release(make_version(main, 'Hi. {% include "tone@production" %}', actor=cast.author),
             requester=cast.author, approver=cast.reviewer)  # fmt: skip
@@ -33,6 +34,8 @@ def test_the_review_of_a_snippet_release_lists_the_dependents_that_would_change(
     assert "production" in rows["main"] and "tone v1" in rows["main"] and "tone v2" in rows["main"]
     assert "tone v2" in rows["draft"]
     assert 'data-prompt="elsewhere"' not in section
+    preview = section[section.index('class="dependent-preview" data-prompt="main"') :][:3000]
+    assert "Be" in preview and '<ins class="diff-ins">very </ins>' in preview  # main's text, re-pinned
     assert "Re-pin the dependents" not in section  # not released yet
 
     services.review_approve(review=review, actor=cast.reviewer)
