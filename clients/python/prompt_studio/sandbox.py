@@ -624,7 +624,7 @@ class _Inliner(NodeTransformer):
         where = self.state.where
         entry = self.tree.get(ref) if isinstance(self.tree, dict) else None
         if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
-            raise TemplateProblem(f"the snippet '{ref}' is not resolved (no such prompt or label in this project)",
+            raise TemplateProblem(f"the snippet '{ref}' is not resolved: its pinned text was not given",
                                   line=line, where=where)  # fmt: skip
         if self.depth >= MAX_INCLUDE_DEPTH:
             raise TemplateProblem(f"snippets nest more than {MAX_INCLUDE_DEPTH} levels deep (at '{ref}')",
