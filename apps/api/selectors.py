@@ -12,6 +12,7 @@ from prompt_studio import assign
 from apps.api import cache
 from apps.api.cache import Resolved
 from apps.api.errors import ApiError
+from apps.prompts import includes
 from apps.prompts.models import Label, Prompt, PromptVersion
 
 LATEST = "latest"
@@ -84,9 +85,18 @@ def version_load(*, version_id: int) -> PromptVersion:
     return PromptVersion.objects.select_related("prompt").get(pk=version_id)
 
 
-def version_body(version: PromptVersion, labels: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The delivery document of one version (the same shape in /prompts/{name} and /releases)."""
+def version_body(
+    version: PromptVersion,
+    labels: list[str] | tuple[str, ...] | None = None,
+    composition: tuple[dict[str, str], dict[str, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """The delivery document of one version (the same shape in /prompts/{name} and /releases).
+
+    `includes` pins each `{% include %}` to a key of `snippets`, which holds the text of every snippet
+    version the document needs: an app renders it offline exactly as the studio does.
+    """
     is_text = version.kind == "text"
+    pins, snippets = composition if composition is not None else includes.pins_of(version)
     return {
         "name": version.prompt.name,
         "version": version.number,
@@ -99,6 +109,8 @@ def version_body(version: PromptVersion, labels: list[str] | tuple[str, ...] | N
             for spec in version.variables
         ],
         "labels": list(labels) if labels is not None else _labels_of(version.pk),
+        "includes": pins,
+        "snippets": snippets,
         "content_hash": version.content_hash,
         "created_at": version.created_at.isoformat(),
     }
@@ -216,8 +228,9 @@ def releases_resolve(*, project_id: int, label: str) -> Resolved:
 def releases_body(*, project_id: int, project_slug: str, label: str) -> tuple[dict[str, Any], str]:
     """Every prompt released under the label in one document, and its ETag (computed from the same rows)."""
     rows, labels, etag = _released(project_id=project_id, label=label)
-    versions = PromptVersion.objects.filter(pk__in=[vid for _, vid, _ in rows]).select_related("prompt")
-    prompts = {v.prompt.name: version_body(v, labels.get(v.pk, [])) for v in versions}
+    versions = list(PromptVersion.objects.filter(pk__in=[vid for _, vid, _ in rows]).select_related("prompt"))
+    composed = includes.compositions(versions)
+    prompts = {v.prompt.name: version_body(v, labels.get(v.pk, []), composed[v.pk]) for v in versions}
     for name, (canary_id, canary_hash, weight) in _splits(project_id=project_id, label=label).items():
         if name in prompts:
             split = Resolved(version_id=0, etag="", canary_id=canary_id, canary_hash=canary_hash, canary_weight=weight)

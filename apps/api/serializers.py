@@ -82,6 +82,13 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField()
 
 
+class SnippetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    template = serializers.CharField()
+    includes = serializers.DictField(child=serializers.CharField(), help_text="The snippet's own pins.")
+
+
 class CanaryVersionSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField()
@@ -91,6 +98,8 @@ class CanaryVersionSerializer(serializers.Serializer):
     config = serializers.DictField()
     variables = VariableSerializer(many=True)
     labels = serializers.ListField(child=serializers.CharField())
+    includes = serializers.DictField(child=serializers.CharField(), help_text="The canary's pins, as `includes` above.")
+    snippets = serializers.DictField(child=SnippetSerializer(), help_text="The snippets the canary's pins reach.")
     content_hash = serializers.CharField()
     created_at = serializers.DateTimeField()
 
@@ -112,6 +121,14 @@ class PromptVersionSerializer(serializers.Serializer):
     config = serializers.DictField(help_text="Model config: model, temperature, max_tokens, top_p, stop, ...")
     variables = VariableSerializer(many=True)
     labels = serializers.ListField(child=serializers.CharField())
+    includes = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='Each {% include "name@label" %} -> the key in `snippets` of the version pinned when saved.',
+    )
+    snippets = serializers.DictField(
+        child=SnippetSerializer(),
+        help_text='"name:version" -> the text of every snippet version the includes reach (render offline).',
+    )
     content_hash = serializers.CharField()
     created_at = serializers.DateTimeField()
     arm = serializers.ChoiceField(

@@ -290,6 +290,7 @@ def _version_create(request: Request, name: str) -> Response:
                 messages=data.get("messages"),
                 config=data["config"],
                 variable_specs=_keep_samples(data["variables"], newest),
+                prompt=prompt,
             )
         except ContentProblem as exc:
             raise ApiError(400, "invalid_content", str(exc), field=exc.field or None, line=exc.line)

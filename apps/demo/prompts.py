@@ -125,6 +125,7 @@ def _versions(prompt: Prompt, spec: dict, actor) -> None:
                 {"name": name, "type": kind, "sample": sample, "description": text}
                 for name, (kind, sample, text) in SAMPLES.items()
             ],
+            prompt=prompt,
         )
         version = services.prompt_version_create(
             prompt=prompt, content=content, parent_number=parent, message=data["message"], actor=actor

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.accounts.models import Membership, Project, Role
 from apps.accounts.services import project_create
-from apps.demo import datasets, monitoring, probes, prompts, providers, ratings, reviews, traces
+from apps.demo import composition, datasets, monitoring, probes, prompts, providers, ratings, reviews, traces
 from apps.demo.users import demo_user
 
 DemoStep = Callable[..., object]
@@ -21,6 +21,7 @@ DemoStep = Callable[..., object]
 DEMO_STEPS: list[DemoStep] = [
     prompts.seed_demo_prompts,
     reviews.seed_demo_reviews,
+    composition.seed_demo_composition,
     datasets.seed_demo_datasets,
     providers.seed_demo_endpoints,
     ratings.seed_demo_ratings,

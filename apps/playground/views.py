@@ -47,7 +47,7 @@ def _posted_messages(post) -> list[dict[str, str]]:
     return rows
 
 
-def _posted_content(post, version: PromptVersion | None):
+def _posted_content(post, version: PromptVersion | None, *, project=None):
     kind = version.kind if version else (post.get("kind") if post.get("kind") in PromptKind.values else "text")
     specs = [dict(spec) for spec in (version.variables if version else [])]
     return build_content(
@@ -56,6 +56,7 @@ def _posted_content(post, version: PromptVersion | None):
         messages=_posted_messages(post) if kind == PromptKind.CHAT else None,
         config=version.config if version else {},
         variable_specs=specs,
+        project=project,  # a draft's includes resolve in the project, to where their labels point now
     )
 
 
@@ -118,7 +119,7 @@ def playground(request: HttpRequest) -> HttpResponse:
         selected=_selected_ids(params),
     )
     try:
-        content = _posted_content(params, version)
+        content = _posted_content(params, version, project=request.project)
     except ContentProblem as exc:
         context.update(problem=str(exc), rows=variable_rows(version.variables if version else [], params))
         return _playground_answer(request, context, status=400)

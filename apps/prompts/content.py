@@ -1,4 +1,9 @@
-"""The content of a version: checking, normalizing and hashing it. Pure functions, no database."""
+"""The content of a version: checking, normalizing and hashing it.
+
+Pure functions but for the snippets: a template with `{% include "name@label" %}` has its includes resolved
+and pinned by `apps.prompts.includes` (a database read) when the content is built, and `content_of` reads a
+saved version's pins.
+"""
 
 from __future__ import annotations
 
@@ -30,15 +35,33 @@ class Content:
     messages: list[dict[str, str]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     variables: list[dict[str, Any]] = field(default_factory=list)
+    # {ref: "name:number"}: the snippet version each include is pinned to; part of the hash.
+    includes: dict[str, str] = field(default_factory=dict)
+    # {"name:number": {name, version, template, includes}}: the texts the pins reach (derived from them).
+    snippets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _include_key: str | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "kind": self.kind,
             "template": self.template,
             "messages": self.messages,
             "config": self.config,
             "variables": self.variables,
         }
+        if self.includes:  # absent when empty, so every version saved before includes keeps its hash
+            document["includes"] = self.includes
+        return document
+
+    def include_tree(self) -> dict[str, Any]:
+        """What the sandbox renders the includes with (the same function the client uses)."""
+        return sandbox.include_tree(self.includes, self.snippets) if self.includes else {}
+
+    def include_key(self) -> str:
+        """The include tree as the sandbox's key, built once per content (an experiment renders it per row)."""
+        if self._include_key is None:
+            self._include_key = sandbox.include_key(self.include_tree())
+        return self._include_key
 
     def hash(self) -> str:
         canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -155,11 +178,17 @@ def build_content(
     messages: Any = None,
     config: dict[str, Any] | None = None,
     variable_specs: list[dict[str, Any]] | None = None,
+    project=None,
+    prompt=None,
+    keep_pins: dict[str, str] | None = None,
 ) -> Content:
     """Check everything a version holds; variables come from the templates, specs add type and samples.
 
     A spec for a variable the templates do not use is dropped; a used variable
     without a spec gets a type guessed from how the template uses it.
+    Includes are resolved in `project` (or the project of `prompt`, the prompt being saved, which also
+    refuses a cycle back to it) and pinned to the versions their labels point at now (`keep_pins` holds
+    some as they are); a snippet's variables are the prompt's too.
     """
     if kind not in PromptKind.values:
         raise ContentProblem("kind must be text or chat", field="kind")
@@ -177,17 +206,25 @@ def build_content(
         content.messages = normalize_messages(messages)
     names: list[str] = []
     guesses: dict[str, str] = {}
+    source_field = "template" if kind == PromptKind.TEXT else "messages"
+    tree = _resolve_includes(content, project=project or getattr(prompt, "project", None), prompt=prompt,
+                             keep_pins=keep_pins, source_field=source_field)  # fmt: skip
     for where, source in content.sources():
         try:
-            found = sandbox.parse(source, where=where)
+            found = sandbox.parse(source, where=where, includes=tree)
         except sandbox.TemplateProblem as exc:
-            raise ContentProblem(str(exc), field="template" if kind == PromptKind.TEXT else "messages", line=exc.line)
+            raise ContentProblem(str(exc), field=source_field, line=exc.line)
         names.extend(name for name in found if name not in names)
         for name, guess in sandbox.suggest_types(source).items():
             guesses.setdefault(name, guess)
+    for entry in content.snippets.values():
+        for name, guess in sandbox.suggest_types(entry["template"]).items():
+            guesses.setdefault(name, guess)
     specs = {spec.get("name"): spec for spec in (variable_specs or []) if isinstance(spec, dict)}
+    inherited = _snippet_specs(content, project=project or getattr(prompt, "project", None))
     for name in names:
-        spec = specs.get(name, {})
+        # A snippet's variable the prompt says nothing of comes with the snippet's type, description and sample.
+        spec = specs.get(name) or inherited.get(name, {})
         kind_of = spec.get("type") or guesses.get(name, "string")
         if kind_of not in sandbox.VARIABLE_TYPES:
             raise ContentProblem(f"variable '{name}': unknown type '{kind_of}'", field=f"var-{name}")
@@ -206,16 +243,17 @@ def build_content(
     return content
 
 
-def template_check(source: str) -> dict[str, Any]:
+def template_check(source: str, *, project=None, prompt=None) -> dict[str, Any]:
     """What saving would say about one template (a text template or one chat message), for the editor's
     marker while typing: the problem and its line, or the variables the template uses.
 
-    It runs the very check a save runs (build_content), so the two cannot disagree.
+    It runs the very check a save runs (build_content, includes resolved in the prompt's project), so the
+    two cannot disagree.
     """
     if not source.strip():
         return {"problems": [], "variables": []}
     try:
-        content = build_content(kind=PromptKind.TEXT, template=source)
+        content = build_content(kind=PromptKind.TEXT, template=source, project=project, prompt=prompt)
     except ContentProblem as exc:
         cause = exc.__cause__ or exc.__context__
         message = getattr(cause, "message", None) or str(exc)
@@ -228,21 +266,55 @@ def editor_filters() -> list[str]:
     return sorted(sandbox.ENVIRONMENT.filters)
 
 
+def _resolve_includes(content: Content, *, project, prompt, keep_pins, source_field: str) -> dict[str, Any] | None:
+    """Pin the content's includes (filling content.includes and .snippets); the include tree, or None if none."""
+    from apps.prompts import includes
+
+    sources = content.sources()
+    try:
+        refs = [ref for where, source in sources for ref in sandbox.include_refs(source, where=where)]
+        if not refs:
+            return None
+        if project is None:
+            raise sandbox.TemplateProblem("a template with includes is resolved in a project; none was given")
+        content.includes, content.snippets = includes.resolve(
+            project=project, sources=sources, saving=prompt, keep=keep_pins
+        )
+        return content.include_tree()
+    except sandbox.TemplateProblem as exc:
+        raise ContentProblem(str(exc), field=source_field, line=exc.line) from None
+
+
+def _snippet_specs(content: Content, *, project) -> dict[str, dict[str, Any]]:
+    if not content.snippets or project is None:
+        return {}
+    from apps.prompts import includes
+
+    return includes.snippet_variables(project=project, keys=list(content.snippets))
+
+
 def render_content(content: Content, values: dict[str, Any]) -> str | list[dict[str, str]]:
     """Render text or messages after checking every variable is present and typed right."""
     sandbox.validate_values(content.variables, values)
+    tree = content.include_key()
     if content.kind == PromptKind.TEXT:
-        return sandbox.render(content.template, values, where="template")
-    return sandbox.render_messages(content.messages, values)
+        return sandbox.render(content.template, values, where="template", includes=tree)
+    return sandbox.render_messages(content.messages, values, includes=tree)
 
 
 def content_of(version) -> Content:
+    """A saved version's content, with its pinned includes (one read when it has none)."""
+    from apps.prompts import includes
+
+    pins, snippets = includes.pins_of(version) if version.pk else ({}, {})
     return Content(
         kind=version.kind,
         template=version.template,
         messages=version.messages,
         config=version.config,
         variables=version.variables,
+        includes=pins,
+        snippets=snippets,
     )
 
 

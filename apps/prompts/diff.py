@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.html import escape, format_html
@@ -123,12 +123,31 @@ def variables_diff(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> l
     return [FieldChange(name, describe(by_name_left.get(name)), describe(by_name_right.get(name))) for name in names]
 
 
+def _pins(side) -> dict[str, str]:
+    """{ref: "name vN"} of a draft (Content.includes) or a saved version (its pins)."""
+    if hasattr(side, "includes"):
+        pins = side.includes
+    elif getattr(side, "pk", None):
+        pins = {p.ref: f"{p.snippet_version.prompt.name}:{p.snippet_version.number}"
+                for p in side.include_pins.select_related("snippet_version__prompt")}  # fmt: skip
+    else:
+        pins = {}
+    return {ref: key.replace(":", " v") for ref, key in pins.items()}
+
+
+def includes_diff(left, right) -> list[FieldChange]:
+    """Which snippet version each include is pinned to on each side (a re-pin changes only this)."""
+    a, b = _pins(left), _pins(right)
+    return [FieldChange(ref, a.get(ref, ""), b.get(ref, "")) for ref in sorted(set(a) | set(b))]
+
+
 @dataclass
 class VersionDiff:
     body: list[DiffRow]
     config: list[FieldChange]
     variables: list[FieldChange]
     kind_changed: bool
+    includes: list[FieldChange] = field(default_factory=list)
 
     @property
     def body_changed(self) -> bool:
@@ -141,6 +160,7 @@ class VersionDiff:
             and not self.kind_changed
             and not any(c.changed for c in self.config)
             and not any(c.changed for c in self.variables)
+            and not any(c.changed for c in self.includes)
         )
 
 
@@ -154,6 +174,7 @@ def content_diff(left, right) -> VersionDiff:
         config=config_diff(left.config, right.config),
         variables=variables_diff(left.variables, right.variables),
         kind_changed=left.kind != right.kind,
+        includes=includes_diff(left, right),
     )
 
 

@@ -122,7 +122,7 @@ def _merge_dicts(base: dict, saved: dict, draft: dict, where: str) -> tuple[dict
     return merged, overlaps
 
 
-def content_merge(*, base: Content | None, saved: Content, draft: Content) -> MergeResult:
+def content_merge(*, base: Content | None, saved: Content, draft: Content, prompt=None) -> MergeResult:
     """Combine the draft (started from `base`) with `saved` (saved since). `base` None: the draft started
     from an empty prompt, so every line of both sides is new and they overlap unless they are equal."""
     base = base or Content(kind=draft.kind)
@@ -149,5 +149,6 @@ def content_merge(*, base: Content | None, saved: Content, draft: Content) -> Me
             messages=messages,
             config=config,
             variable_specs=list(variables.values()),
+            prompt=prompt,  # the merged template's includes are resolved again, for this prompt
         )
     )

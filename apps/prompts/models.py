@@ -201,3 +201,25 @@ class LabelMove(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_name} {self.action} by {self.actor_repr}"
+
+
+class IncludePin(models.Model):
+    """One `{% include "name@label" %}` of a version, pinned to the version the label pointed at when it was saved.
+
+    Written with the version, in its transaction, and never changed (the database refuses an UPDATE, as for
+    versions): the version renders with these snippet versions whatever their labels do later. The pins are
+    part of the version's content hash. `snippet_version` is RESTRICT: a snippet with dependents cannot be
+    deleted on its own, only with them (a whole project).
+    """
+
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="include_pins")
+    ref = models.CharField(max_length=151, help_text="What the template names, e.g. tone@production.")
+    label_name = models.CharField(max_length=50)
+    snippet_version = models.ForeignKey(PromptVersion, on_delete=models.RESTRICT, related_name="included_by")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "ref"], name="include_pin_unique_ref")]
+        ordering = ["ref"]
+
+    def __str__(self) -> str:
+        return f"{self.ref} → v{self.snippet_version.number}"

@@ -14,11 +14,18 @@ from typing import Any
 from prompt_studio import sandbox as _sandbox
 from prompt_studio.sandbox import (  # noqa: F401 - re-exported for the rest of the server
     ENVIRONMENT,
+    INCLUDE_REF,
+    MAX_COMPOSED_CHARS,
+    MAX_INCLUDE_DEPTH,
+    MAX_INCLUDES,
     MAX_RANGE,
     VARIABLE_TYPES,
     PromptSandbox,
     TemplateProblem,
     coerce_sample,
+    include_key,
+    include_refs,
+    include_tree,
     is_plain,
     suggest_types,
     type_matches,
@@ -37,11 +44,11 @@ def _limits() -> tuple[float, int]:
     return settings.TEMPLATE_RENDER_TIMEOUT_MS / 1000, settings.TEMPLATE_RENDER_MAX_CHARS
 
 
-def parse(source: str, *, where: str = "") -> list[str]:
+def parse(source: str, *, where: str = "", includes: dict[str, Any] | None = None) -> list[str]:
     """Parse a template and return its variables in order of first use (see prompt_studio.sandbox.parse)."""
     from django.conf import settings
 
-    return _sandbox.parse(source, where=where, max_source_chars=settings.TEMPLATE_MAX_SOURCE_CHARS)
+    return _sandbox.parse(source, where=where, max_source_chars=settings.TEMPLATE_MAX_SOURCE_CHARS, includes=includes)
 
 
 def render(
@@ -51,6 +58,7 @@ def render(
     where: str = "",
     timeout: float | None = None,
     max_chars: int | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> str:
     """Render one template within the configured limits; every failure is a TemplateProblem."""
     default_timeout, default_max = _limits()
@@ -60,9 +68,12 @@ def render(
         where=where,
         timeout=timeout if timeout is not None else default_timeout,
         max_chars=max_chars if max_chars is not None else default_max,
+        includes=includes,
     )
 
 
-def render_messages(messages: list[dict[str, str]], values: dict[str, Any]) -> list[dict[str, str]]:
+def render_messages(
+    messages: list[dict[str, str]], values: dict[str, Any], *, includes: dict[str, Any] | str | None = None
+) -> list[dict[str, str]]:
     timeout, max_chars = _limits()
-    return _sandbox.render_messages(messages, values, timeout=timeout, max_chars=max_chars)
+    return _sandbox.render_messages(messages, values, timeout=timeout, max_chars=max_chars, includes=includes)

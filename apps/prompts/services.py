@@ -12,9 +12,11 @@ from django.db import IntegrityError, transaction
 
 from apps.accounts.models import Project
 from apps.audit.services import actor_repr, actor_user, audit_record
-from apps.prompts.content import Content, ContentProblem
+from apps.prompts import includes, sandbox
+from apps.prompts.content import Content, ContentProblem, build_content, content_of
 from apps.prompts.models import (
     SPLIT_BUCKETS,
+    IncludePin,
     Label,
     LabelAction,
     LabelGatePass,
@@ -211,6 +213,7 @@ def prompt_version_save(
         raise StaleParent(newest, parent_number)
     if newest is None and parent_number is not None:
         raise PromptError(f"v{parent_number} does not exist.")
+    pinned = _checked_pins(prompt, content)
     content_hash = content.hash()
     if newest is not None and newest.content_hash == content_hash:
         return newest, False
@@ -228,6 +231,10 @@ def prompt_version_save(
         parent=newest,
         content_hash=content_hash,
     )
+    IncludePin.objects.bulk_create(
+        IncludePin(version=version, ref=ref, label_name=ref.rpartition("@")[2], snippet_version=snippet)
+        for ref, snippet in pinned.items()
+    )
     prompt.save(update_fields=["updated_at"])
     audit_record(
         project_id=prompt.project_id,
@@ -239,6 +246,77 @@ def prompt_version_save(
     for hook in _version_saved_hooks:
         hook(version, actor)
     return version, True
+
+
+def _checked_pins(prompt: Prompt, content: Content) -> dict[str, PromptVersion]:
+    """The snippet versions the content's pins name, in the prompt's project, with no cycle back to it."""
+    if not content.includes:
+        return {}
+    field = "template" if content.kind == "text" else "messages"
+    try:
+        pinned = includes.pinned_versions(project=prompt.project, pins=content.includes)
+        includes.check_no_cycle(
+            name=prompt.name, sources=content.sources(), pins=content.includes, table=content.snippets
+        )
+    except sandbox.TemplateProblem as exc:
+        raise ContentProblem(str(exc), field=field, line=exc.line) from None
+    if any(version.prompt_id == prompt.pk for version in pinned.values()):
+        raise ContentProblem("a prompt cannot include itself", field=field)
+    # The texts the content was checked with must be the ones these pins render with in this project.
+    if includes.table_of(list(pinned.values())) != content.snippets:
+        raise ContentProblem("the included snippets are not this project's; resolve the includes again", field=field)
+    return pinned
+
+
+@dataclass(frozen=True)
+class Repinned:
+    """What dependents_repin did for one dependent prompt: its new version, or why none was saved."""
+
+    prompt: Prompt
+    version: PromptVersion | None
+    problem: str = ""
+
+
+@transaction.atomic
+def dependents_repin(*, snippet: Prompt, label_name: str, actor) -> list[Repinned]:
+    """Save a version of each prompt whose newest version pins an older version of `snippet@label_name`.
+
+    The new version is the newest one with that include pinned to where the label points now (its other
+    pins kept), on top of it, for review like any edit; a prompt whose re-pin is refused (a cycle, a
+    variable type that no longer fits) is reported, not saved. Running it twice saves nothing new.
+    """
+    current = includes.labelled_version(snippet, label_name)
+    if current is None:
+        raise PromptError(f"{snippet.name} has no label '{label_name}'.")
+    done: list[Repinned] = []
+    for dependent in includes.dependents(snippet=snippet, label_name=label_name):
+        if not dependent.newest or not dependent.stale:
+            continue
+        base = content_of(dependent.version)
+        keep = {ref: key for ref, key in base.includes.items() if ref != dependent.ref}
+        try:
+            with transaction.atomic():
+                content = build_content(
+                    kind=base.kind,
+                    template=base.template,
+                    messages=base.messages or None,
+                    config=base.config,
+                    variable_specs=base.variables,
+                    prompt=dependent.prompt,
+                    keep_pins=keep,
+                )
+                version, created = prompt_version_save(
+                    prompt=dependent.prompt,
+                    content=content,
+                    parent_number=dependent.version.number,
+                    message=f"Re-pin {dependent.ref} to v{current.number} (was v{dependent.pinned.number})",
+                    actor=actor,
+                )
+        except (ContentProblem, PromptError) as exc:
+            done.append(Repinned(prompt=dependent.prompt, version=None, problem=str(exc)))
+            continue
+        done.append(Repinned(prompt=dependent.prompt, version=version if created else None))
+    return done
 
 
 def _record_move(attempt: LabelMoveAttempt, reason: str) -> LabelMove:

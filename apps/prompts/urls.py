@@ -15,4 +15,5 @@ urlpatterns = [
     path("<str:name>/v/<int:number>/", views.version_detail, name="version"),
     path("<str:name>/labels/move/", views.label_move, name="label_move"),
     path("<str:name>/labels/delete/", views.label_delete, name="label_delete"),
+    path("<str:name>/dependents/repin/", views.dependents_repin, name="repin"),
 ]

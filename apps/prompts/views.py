@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
-from apps.prompts import merge, move_links, page_panels, selectors, services, version_actions
+from apps.prompts import includes, merge, move_links, page_panels, selectors, services, version_actions
 from apps.prompts.content import (
     Content,
     ContentProblem,
@@ -91,11 +91,70 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         ),
         "label_names": selectors.label_names_in_project(project=request.project),
         "panels": page_panels.for_prompt(prompt=prompt),
+        **_composition_context(prompt, versions[0] if versions else None),
         "meta_form": PromptMetaForm(
             initial={"description": prompt.description, "tags": ", ".join(t.name for t in prompt.tags.all())}
         ),
     }
     return render(request, "prompts/prompt_detail.html", context)
+
+
+def _composition_context(prompt, newest: PromptVersion | None) -> dict[str, Any]:
+    """What the newest version includes, and every prompt and label that includes this one (impact analysis)."""
+    dependents = includes.dependents(snippet=prompt)
+    by_label: dict[str, list[includes.Dependent]] = {}
+    for dependent in dependents:
+        by_label.setdefault(dependent.label_name, []).append(dependent)
+    groups = [
+        {
+            "label_name": label_name,
+            "current": rows[0].current,
+            "rows": rows,
+            "repinnable": sum(1 for d in rows if d.newest and d.stale),
+        }
+        for label_name, rows in sorted(by_label.items())
+    ]
+    return {
+        "include_pins": _pin_rows(newest) if newest else [],
+        "dependent_groups": groups,
+        "dependent_count": len({d.prompt.pk for d in dependents}),
+    }
+
+
+def _pin_rows(version: PromptVersion) -> list[dict[str, Any]]:
+    rows = []
+    for pin in includes.includes_of(version):
+        now = includes.labelled_version(pin.snippet_version.prompt, pin.label_name)
+        rows.append({"pin": pin, "now": now, "stale": now is not None and now.pk != pin.snippet_version_id})
+    return rows
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
+def dependents_repin(request: HttpRequest, name: str) -> HttpResponse:
+    """Save re-pinned versions of the prompts that include this one under a label, for review."""
+    prompt = selectors.prompt_get(project=request.project, name=name)
+    label_name = request.POST.get("label", "")
+    try:
+        done = services.dependents_repin(snippet=prompt, label_name=label_name, actor=request.user)
+    except services.PromptError as exc:
+        messages.error(request, str(exc))
+        done = []
+    saved = [f"{r.prompt.name} v{r.version.number}" for r in done if r.version]
+    if saved:
+        messages.success(
+            request,
+            f"Saved {', '.join(saved)} with {prompt.name}@{label_name} re-pinned; "
+            "open each and request its release to put it up for review.",
+        )
+    for refused in (r for r in done if r.problem):
+        messages.error(request, f"{refused.prompt.name} was not re-pinned: {refused.problem}")
+    if not done and label_name:
+        messages.info(request, f"No prompt that includes {prompt.name}@{label_name} needs a re-pin.")
+    back = request.POST.get("next", "")
+    if back.startswith(f"/p/{request.project.slug}/") and "//" not in back:
+        return redirect(back)
+    return redirect(reverse("prompts:detail", args=[request.project.slug, prompt.name]) + "#included-by")
 
 
 @require_POST
@@ -121,6 +180,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "newest": newest,
         "version_actions": version_actions.for_version(membership=request.membership, version=version),
         "variable_rows": _variable_rows(version.variables),
+        "include_pins": _pin_rows(version),
         **sample_preview(content_of(version)),
     }
     return render(request, "prompts/version_detail.html", context)
@@ -145,7 +205,7 @@ def _editor_initial(base: PromptVersion | None, kind: str) -> tuple[EditorForm, 
     return form, formset, specs
 
 
-def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, ContentProblem | None, list[dict]]:
+def _draft(request: HttpRequest, prompt) -> tuple[EditorForm, Any, Content | None, ContentProblem | None, list[dict]]:
     """Read the editor's POST into content; a problem is returned, not raised, so the form can show it."""
     form = EditorForm(request.POST)
     formset = MessageFormSet(request.POST, prefix="msg")
@@ -165,6 +225,7 @@ def _draft(request: HttpRequest) -> tuple[EditorForm, Any, Content | None, Conte
                 {**spec, "sample": normalize_newlines(spec["sample"])} if isinstance(spec.get("sample"), str) else spec
                 for spec in specs
             ],
+            prompt=prompt,
         )
     except ContentProblem as exc:
         return form, formset, None, exc, specs
@@ -200,7 +261,7 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
             context.update(sample_preview(content_of(base)))
         return render(request, "prompts/prompt_edit.html", context)
 
-    form, formset, content, problem, specs = _draft(request)
+    form, formset, content, problem, specs = _draft(request, prompt)
     context.update({"form": form, "formset": formset, "problem": problem})
     context["config_open"] = bool(problem and problem.field in _CONFIG_FIELDS) or any(
         request.POST.get(name) for name in ("model", "temperature", "max_tokens", "top_p", "extra")
@@ -250,8 +311,9 @@ def prompt_edit(request: HttpRequest, name: str) -> HttpResponse:
 @project_role_required(Role.EDITOR)
 def template_check(request: HttpRequest, name: str) -> JsonResponse:
     """The editor's check while typing: the save-time problem of one template with its line, or its variables."""
-    selectors.prompt_get(project=request.project, name=name)
-    return JsonResponse(check_source(normalize_newlines(request.POST.get("source", ""))))
+    prompt = selectors.prompt_get(project=request.project, name=name)
+    source = normalize_newlines(request.POST.get("source", ""))
+    return JsonResponse(check_source(source, project=request.project, prompt=prompt))
 
 
 def _merge_base(request: HttpRequest, prompt, *, default: int | None) -> PromptVersion | None:
@@ -269,7 +331,7 @@ def _merged(prompt, *, merge_base: PromptVersion | None, parent: int | None, dra
     if saved is None:
         return draft
     base = content_of(merge_base) if merge_base else None
-    result = merge.content_merge(base=base, saved=content_of(saved), draft=draft)
+    result = merge.content_merge(base=base, saved=content_of(saved), draft=draft, prompt=prompt)
     if not result.clean:
         raise ContentProblem(f"cannot merge: both edits change {result.overlaps[0].where}")
     return result.content
@@ -277,7 +339,10 @@ def _merged(prompt, *, merge_base: PromptVersion | None, parent: int | None, dra
 
 def _conflict_context(exc: services.StaleParent, *, merge_base: PromptVersion | None, draft: Content) -> dict[str, Any]:
     result = merge.content_merge(
-        base=content_of(merge_base) if merge_base else None, saved=content_of(exc.newest), draft=draft
+        base=content_of(merge_base) if merge_base else None,
+        saved=content_of(exc.newest),
+        draft=draft,
+        prompt=exc.newest.prompt,
     )
     context: dict[str, Any] = {
         "conflict": exc,
@@ -343,6 +408,14 @@ def label_move(request: HttpRequest, name: str) -> HttpResponse:
         else:
             verb = "rolled back to" if request.POST.get("rollback") == "1" else "now points at"
             messages.success(request, f"{label_name} {verb} v{version.number}.")
+            stale = [d for d in includes.dependents(snippet=prompt, label_name=label_name) if d.newest and d.stale]
+            if stale:
+                names = ", ".join(sorted({d.prompt.name for d in stale}))
+                messages.info(
+                    request,
+                    f"{len(stale)} prompt(s) include {prompt.name}@{label_name} and still render an older version "
+                    f"({names}): re-pin them under “Included by” to put their new versions up for review.",
+                )
     return redirect("prompts:detail", project_slug=request.project.slug, name=prompt.name)
 
 

@@ -9,9 +9,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import Role
 from apps.accounts.permissions import project_role_required
+from apps.prompts import includes
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts.content import Content, content_of, sample_preview
-from apps.prompts.diff import content_diff
+from apps.prompts.diff import content_diff, text_diff
 from apps.reviews import evidence, release_checks, selectors, services
 from apps.reviews.forms import DecisionForm, PolicyForm, ReleaseRequestForm, UpdateForm
 from apps.reviews.models import ReviewRequest
@@ -111,10 +112,28 @@ def _detail_context(request: HttpRequest, review: ReviewRequest, **extra: Any) -
         "evidence_linked": evidence.anything_linked(sections),
         "decision_form": DecisionForm(),
         "already_released": current is not None and current.pk == review.version_id,
+        "dependents": _dependents(review),
         **sample_preview(content_of(review.version)),
     }
     context.update(extra)
     return context
+
+
+_PREVIEWED_DEPENDENTS = 20  # each is rendered twice; past this many the list is enough to act on
+
+
+def _dependents(review: ReviewRequest) -> list[dict[str, Any]]:
+    """The prompts that include `prompt@label` and would change once re-pinned to the version under review,
+    each with how its text rendered with its samples would change."""
+    rows = []
+    for index, dependent in enumerate(includes.dependents(snippet=review.prompt, label_name=review.label_name)):
+        row: dict[str, Any] = {"d": dependent, "changes": dependent.pinned.pk != review.version_id}
+        if row["changes"] and index < _PREVIEWED_DEPENDENTS:
+            preview = includes.repin_preview(dependent, review.version)
+            row["problem"] = preview.problem
+            row["text_diff"] = text_diff(preview.before, preview.after) if not preview.problem else []
+        rows.append(row)
+    return rows
 
 
 @require_GET

@@ -33,6 +33,7 @@ def make_version(
         messages=messages,
         config=config or {},
         variable_specs=[{"name": k, "sample": v, "type": _kind(v)} for k, v in (samples or {}).items()],
+        prompt=prompt,
     )
     return services.prompt_version_create(
         prompt=prompt,

@@ -16,9 +16,17 @@ def test_it_refuses_a_syntax_error_with_its_line():
     assert "unexpected '}'" in caught.value.message
 
 
-@pytest.mark.parametrize("tag", ["{% include 'x' %}", "{% import 'x' as y %}", "{% extends 'base' %}"])
-def test_it_refuses_tags_that_reach_other_templates(tag):
-    with pytest.raises(TemplateProblem, match="not supported"):
+@pytest.mark.parametrize(
+    ("tag", "why"),
+    [
+        ("{% include 'x' %}", "is not a snippet"),  # an include names a prompt@label, never a file
+        ("{% include '/etc/passwd' %}", "is not a snippet"),
+        ("{% import 'x' as y %}", "not supported"),
+        ("{% extends 'base' %}", "not supported"),
+    ],
+)
+def test_it_refuses_tags_that_reach_other_templates(tag, why):
+    with pytest.raises(TemplateProblem, match=why):
         sandbox.parse(tag)
 
 

@@ -12,6 +12,7 @@ Order of answers for get_prompt():
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,6 +68,10 @@ class Prompt:
     label: str = ""  # the label it was fetched by (traces record it), "" when fetched by version
     arm: str = ""  # on a label split for a canary: "stable" or "canary" (the version names it in traces too)
     split: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # {% include "name@label" %} -> "name:version", and the texts of those snippet versions: the document
+    # carries every snippet it needs, so a prompt with includes renders offline exactly as the studio renders it.
+    includes: dict[str, str] = field(default_factory=dict)
+    snippets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def for_key(self, key: str) -> Prompt:
         """The arm of a canary split that `key` (an end user, a session) sticks to, assigned locally.
@@ -81,6 +86,11 @@ class Prompt:
             canary = Prompt.from_document(self.split["canary"], source=self.source, label=self.label)
             return replace(canary, arm=assign.CANARY, split=self.split)
         return replace(self, arm=assign.STABLE)
+
+    @functools.cached_property
+    def _include_key(self) -> str:
+        """The composition of the snippets, built once per copy of the prompt (it is rendered many times)."""
+        return sandbox.include_key(sandbox.include_tree(self.includes, self.snippets)) if self.includes else ""
 
     @classmethod
     def from_document(cls, document: dict[str, Any], source: str = "studio", label: str | None = None) -> Prompt:
@@ -98,6 +108,8 @@ class Prompt:
             label=label or "",
             arm=document.get("arm") or "",
             split=document.get("split"),
+            includes=document.get("includes") or {},
+            snippets=document.get("snippets") or {},
         )
 
     def render(self, **variables: Any) -> str | list[dict[str, str]]:
@@ -105,8 +117,8 @@ class Prompt:
         try:
             sandbox.validate_values(self.variables, variables)
             if self.type == "chat":
-                return sandbox.render_messages(self.messages or [], variables)
-            return sandbox.render(self.template or "", variables, where="template")
+                return sandbox.render_messages(self.messages or [], variables, includes=self._include_key)
+            return sandbox.render(self.template or "", variables, where="template", includes=self._include_key)
         except sandbox.TemplateProblem as exc:
             raise RenderError(str(exc), exc.variable) from None
 

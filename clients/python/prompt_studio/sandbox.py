@@ -8,7 +8,8 @@ It imports nothing from the server; it needs only the standard library and Jinja
 Templates come from users. Two layers bound what one costs:
 
 1. In-process guards that fail fast with a clear message: an immutable sandbox
-   with StrictUndefined and no loader (no include, import or extends); unknown
+   with StrictUndefined and no loader (no import or extends; an include names a
+   snippet the caller passed in, see "Snippets" below, never a file); unknown
    filters and tests refused when parsing, with the line; a deadline checked at
    every attribute and item access, call, operator, loop step and output chunk;
    a cap on the output; and size checks before every operation that can grow a
@@ -23,6 +24,17 @@ Templates come from users. Two layers bound what one costs:
    conditions, one level of ``for`` over the caller's data, attribute and item
    access, a short list of filters whose cost is linear) cannot do that: it
    renders in-process, with the guards, without a process round trip.
+
+Snippets. ``{% include "name@label" %}`` includes another prompt's text. The
+sandbox has no loader: the caller passes the texts in (``includes=``, a tree
+``{ref: {"source": text, "includes": {...}}}`` that ``include_tree`` builds from
+the pins a saved version holds), and each include is inlined into the one
+template tree before it is compiled, in a scope of its own (a ``set`` in a
+snippet stays in it). So every guard above applies to the snippet's part as to
+the rest: one deadline, one output cap, and a composition with anything heavy
+in any snippet renders in a worker process. The composition itself is bounded:
+at most MAX_INCLUDE_DEPTH levels, MAX_INCLUDES includes and MAX_COMPOSED_CHARS
+characters of template text in all (counting a snippet each time it is used).
 """
 
 from __future__ import annotations
@@ -65,6 +77,11 @@ MAX_FORMAT_WIDTH = 9_999
 MAX_FILL = 10_000
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
 _PADDING_METHODS = {"center", "ljust", "rjust", "zfill"}
+MAX_INCLUDE_DEPTH = 5  # a snippet may include a snippet, five levels deep at most
+MAX_INCLUDES = 50  # include tags in one composed template, counted each time a snippet is used
+MAX_COMPOSED_CHARS = 200_000  # template text of a prompt with all its snippets, counting each use
+# What an include names: a prompt and one of its labels (`latest` is the newest version at save time).
+INCLUDE_REF = re.compile(r"^([a-z0-9][a-z0-9._-]{0,99})@([a-z0-9][a-z0-9._-]{0,49})$")
 
 
 class TemplateProblem(Exception):
@@ -468,7 +485,6 @@ def _make_environment() -> PromptSandbox:
 ENVIRONMENT = _make_environment()
 
 _FORBIDDEN_NODES = {
-    nodes.Include: "include",
     nodes.Import: "import",
     nodes.FromImport: "import",
     nodes.Extends: "extends",
@@ -510,12 +526,14 @@ def _concat_through_guard(tree: nodes.Template) -> None:
 
 
 def check_names(tree: nodes.Template, *, where: str = "") -> None:
-    """Refuse a tag that reaches other templates and an unknown filter or test, with its line."""
+    """Refuse a tag that reaches other templates, a malformed include and an unknown filter or test, with its line."""
     for node_type, tag in _FORBIDDEN_NODES.items():
         for node in tree.find_all(node_type):
             raise TemplateProblem(
                 f"the '{tag}' tag is not supported in prompt templates", line=node.lineno, where=where
             )
+    for node in tree.find_all(nodes.Include):
+        _include_ref(node, where=where)
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         known = ENVIRONMENT.filters if isinstance(node, nodes.Filter) else ENVIRONMENT.tests
         if node.name not in known:
@@ -527,16 +545,27 @@ def check_names(tree: nodes.Template, *, where: str = "") -> None:
                 raise TemplateProblem("a number in the template is too long", line=node.lineno, where=where)
 
 
-def parse(source: str, *, where: str = "", max_source_chars: int | None = None) -> list[str]:
+def parse(
+    source: str,
+    *,
+    where: str = "",
+    max_source_chars: int | None = None,
+    includes: dict[str, Any] | None = None,
+) -> list[str]:
     """Parse a template and return its variables in order of first use.
 
     Raises TemplateProblem with the line number for a syntax error, an
     unsupported tag, an unknown filter or test, or a template longer than the maximum.
+    With `includes` (an include tree), each include is inlined and the variables are those of
+    the whole composition; a snippet missing from the tree is refused with the line of its include.
+    Without it, include tags are only checked for their form.
     """
     limit = max_source_chars if max_source_chars is not None else MAX_SOURCE_CHARS
     if len(source) > limit:
         raise TemplateProblem(f"the template is longer than {limit:,} characters", where=where)
     tree = _parse_tree(source, where=where)
+    if includes is not None:
+        tree = _compose(tree, includes, where=where, composed=len(source))
     try:
         undeclared = meta.find_undeclared_variables(tree) - set(ENVIRONMENT.globals)
         name_nodes = list(tree.find_all(nodes.Name))
@@ -569,6 +598,130 @@ def suggest_types(source: str) -> dict[str, str]:
             is_index = isinstance(access.arg, nodes.Const) and isinstance(access.arg.value, int)
             guesses.setdefault(access.node.name, "list" if is_index else "object")
     return guesses
+
+
+# --- snippets: include --------------------------------------------------------------------------------------------
+
+
+def _include_ref(node: nodes.Include, *, where: str = "") -> str:
+    """The `name@label` an include tag names; any other form is refused with its line."""
+    template = node.template
+    if not (isinstance(template, nodes.Const) and isinstance(template.value, str)):
+        raise TemplateProblem(
+            'an include names one snippet in quotes, like {% include "tone@production" %}',
+            line=node.lineno,
+            where=where,
+        )
+    if not INCLUDE_REF.match(template.value):
+        raise TemplateProblem(
+            f'\'{template.value[:120]}\' is not a snippet: write "prompt-name@label", like "tone@production"',
+            line=node.lineno,
+            where=where,
+        )
+    if node.ignore_missing:
+        raise TemplateProblem("'ignore missing' is not supported: a missing snippet is refused when saving",
+                              line=node.lineno, where=where)  # fmt: skip
+    if not node.with_context:
+        raise TemplateProblem("'without context' is not supported: a snippet sees the prompt's variables",
+                              line=node.lineno, where=where)  # fmt: skip
+    return template.value
+
+
+def include_refs(source: str, *, where: str = "") -> list[tuple[str, int]]:
+    """(ref, line) of each include tag in the template, in order, each ref once (its first line)."""
+    found: dict[str, int] = {}
+    for node in _parse_tree(source, where=where).find_all(nodes.Include):
+        found.setdefault(node.template.value, node.lineno)
+    return sorted(found.items(), key=lambda item: item[1])
+
+
+@dataclass
+class _Composition:
+    where: str
+    chars: int
+    includes: int = 0
+
+
+class _Inliner(NodeTransformer):
+    """Replace each include of one template by its snippet's tree, in a scope of its own."""
+
+    def __init__(self, state: _Composition, tree: dict[str, Any], depth: int, root_line: int | None):
+        self.state, self.tree, self.depth, self.root_line = state, tree, depth, root_line
+
+    def visit_Include(self, node: nodes.Include) -> nodes.Scope:  # noqa: N802 - Jinja's visitor naming
+        ref = node.template.value
+        line = self.root_line or node.lineno  # a problem deep in a snippet is shown on the prompt's include line
+        where = self.state.where
+        entry = self.tree.get(ref) if isinstance(self.tree, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
+            raise TemplateProblem(f"the snippet '{ref}' is not resolved: its pinned text was not given",
+                                  line=line, where=where)  # fmt: skip
+        if self.depth >= MAX_INCLUDE_DEPTH:
+            raise TemplateProblem(f"snippets nest more than {MAX_INCLUDE_DEPTH} levels deep (at '{ref}')",
+                                  line=line, where=where)  # fmt: skip
+        self.state.includes += 1
+        if self.state.includes > MAX_INCLUDES:
+            raise TemplateProblem(f"a template may use at most {MAX_INCLUDES} includes, counting those in snippets",
+                                  line=line, where=where)  # fmt: skip
+        self.state.chars += len(entry["source"])
+        if self.state.chars > MAX_COMPOSED_CHARS:
+            raise TemplateProblem(
+                f"with its snippets the template is longer than {MAX_COMPOSED_CHARS:,} characters",
+                line=line,
+                where=where,
+            )
+        try:
+            snippet = _parse_tree(entry["source"])
+            for block in snippet.find_all(nodes.Block):
+                raise TemplateProblem("a snippet cannot define blocks", line=block.lineno)
+        except TemplateProblem as exc:
+            at = f"line {exc.line}: " if exc.line else ""
+            raise TemplateProblem(f"in the snippet '{ref}': {at}{exc.message}", line=line, where=where) from None
+        _Inliner(self.state, entry.get("includes") or {}, self.depth + 1, line).visit(snippet)
+        return nodes.Scope(snippet.body, lineno=node.lineno)
+
+
+def _compose(tree: nodes.Template, includes: dict[str, Any], *, where: str, composed: int) -> nodes.Template:
+    """The template with every include inlined from `includes` (an include tree); refused when unresolved."""
+    if not any(True for _ in tree.find_all(nodes.Include)):
+        return tree
+    try:
+        _Inliner(_Composition(where=where, chars=composed), includes, 0, None).visit(tree)
+    except RecursionError:
+        raise TemplateProblem("the snippets nest too deeply", where=where) from None
+    tree.set_environment(ENVIRONMENT)
+    return tree
+
+
+def include_tree(pins: dict[str, str], table: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The include tree of a prompt from its pins and the table of pinned snippets, as REST documents carry them.
+
+    pins: {ref: key}, e.g. {"tone@production": "tone:3"}; table: {key: {"template": text, "includes": {ref: key}}}.
+    Each snippet keeps its own pins, so a snippet renders inside a prompt exactly as it does alone. The server
+    builds its tree with this function too, so the studio and an app rendering offline compose alike.
+    """
+    count = 0
+
+    def build(level: dict[str, str], path: tuple[str, ...]) -> dict[str, Any]:
+        nonlocal count
+        if not isinstance(level, dict):
+            raise TemplateProblem("the snippets of this prompt are not a valid table")
+        if len(path) > MAX_INCLUDE_DEPTH:
+            raise TemplateProblem(f"snippets nest more than {MAX_INCLUDE_DEPTH} levels deep")
+        tree: dict[str, Any] = {}
+        for ref, key in level.items():
+            if key in path:
+                raise TemplateProblem(f"the snippets include each other in a cycle: {' → '.join([*path, key])}")
+            entry = table.get(key) if isinstance(table, dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("template"), str):
+                raise TemplateProblem(f"the snippet {key} ('{ref}') is missing from the prompt's document")
+            count += 1
+            if count > MAX_INCLUDES:
+                raise TemplateProblem(f"a template may use at most {MAX_INCLUDES} includes, counting those in snippets")
+            tree[ref] = {"source": entry["template"], "includes": build(entry.get("includes") or {}, (*path, key))}
+        return tree
+
+    return build(pins or {}, ())
 
 
 # --- values ------------------------------------------------------------------------------------------------------
@@ -656,6 +809,7 @@ _PLAIN_NODES = (
     nodes.Filter, nodes.Test, nodes.Concat, nodes.Call, nodes.ImportedName, nodes.Slice,
     # Arithmetic but `**`: the guards check sizes before `*`, `+` and `%` run, and the others cannot grow a value.
     nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Neg, nodes.Pos,
+    nodes.Scope,  # an inlined snippet: as plain as what it holds, which is checked like the rest
 )  # fmt: skip
 _SHORT_CONST = 200
 
@@ -740,9 +894,30 @@ class _Compiled:
     plain: bool
 
 
+def include_key(includes: dict[str, Any] | str | None) -> str:
+    """The include tree as text: the cache key of a composition (and what a worker is sent).
+
+    Not sorted: include_tree builds a tree in the pins' order, which the studio sends sorted, so equal trees
+    are equal texts; the default encoder is the fastest, and this runs at every render.
+    """
+    if not includes:
+        return ""
+    if isinstance(includes, str):  # already a key: a caller rendering one prompt often keeps it
+        return includes
+    try:
+        return json.dumps(includes)
+    except (TypeError, ValueError, RecursionError):
+        raise TemplateProblem("the snippets of this template are not a valid include tree") from None
+
+
 @functools.lru_cache(maxsize=1024)
-def _compile(source: str) -> _Compiled:
+def _compile(source: str, include_key: str = "") -> _Compiled:
     tree = _parse_tree(source)
+    try:
+        includes = json.loads(include_key) if include_key else {}
+    except (ValueError, RecursionError):
+        raise TemplateProblem("the snippets of this template are not a valid include tree") from None
+    tree = _compose(tree, includes, where="", composed=len(source))
     try:
         return _Compiled(ENVIRONMENT.from_string(tree), is_plain(tree))
     except RecursionError:
@@ -750,13 +925,20 @@ def _compile(source: str) -> _Compiled:
 
 
 def _render_here(
-    source: str, values: dict[str, Any], *, where: str, timeout: float, max_chars: int, shown_timeout: float
+    source: str,
+    values: dict[str, Any],
+    *,
+    where: str,
+    timeout: float,
+    max_chars: int,
+    shown_timeout: float,
+    include_key: str = "",
 ) -> str:
     """Render in this process with the in-process guards; every failure is a TemplateProblem."""
     budget = _Budget(deadline=_clock() + timeout, max_chars=max_chars, shown_timeout=shown_timeout)
     token = _budget.set(budget)
     try:
-        template = _compile(source).template
+        template = _compile(source, include_key).template
         try:
             watched = {name: _watch(value) for name, value in values.items()}
         except RecursionError:
@@ -804,9 +986,14 @@ def render(
     where: str = "",
     timeout: float | None = None,
     max_chars: int | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> str:
-    """Render one template within the time and size limits; every failure is a TemplateProblem."""
-    return _render_all([(where, source)], values, timeout=timeout, max_chars=max_chars)[0]
+    """Render one template within the time and size limits; every failure is a TemplateProblem.
+
+    includes: the include tree of the template's snippets (see include_tree), or its include_key;
+    the limits cover the snippets too.
+    """
+    return _render_all([(where, source)], values, timeout=timeout, max_chars=max_chars, includes=includes)[0]
 
 
 def render_messages(
@@ -815,24 +1002,31 @@ def render_messages(
     *,
     timeout: float | None = None,
     max_chars: int | None = None,
+    includes: dict[str, Any] | str | None = None,
 ) -> list[dict[str, str]]:
     """Render each message's content (one round trip to a render worker for all of them, when one is needed)."""
     sources = [(f"message {index} ({m['role']})", m["content"]) for index, m in enumerate(messages, start=1)]
-    texts = _render_all(sources, values, timeout=timeout, max_chars=max_chars)
+    texts = _render_all(sources, values, timeout=timeout, max_chars=max_chars, includes=includes)
     return [{"role": m["role"], "content": text} for m, text in zip(messages, texts, strict=True)]
 
 
 def _render_all(
-    sources: list[tuple[str, str]], values: dict[str, Any], *, timeout: float | None, max_chars: int | None
+    sources: list[tuple[str, str]],
+    values: dict[str, Any],
+    *,
+    timeout: float | None,
+    max_chars: int | None,
+    includes: dict[str, Any] | str | None = None,
 ) -> list[str]:
     timeout = timeout if timeout is not None else RENDER_TIMEOUT_SECONDS
     max_chars = max_chars if max_chars is not None else RENDER_MAX_CHARS
     if not isinstance(values, dict):
         raise TemplateProblem("variables must be a JSON object of name to value")
+    composed = include_key(includes)
     plain = True
     for where, source in sources:
         try:
-            plain = plain and _compile(source).plain
+            plain = plain and _compile(source, composed).plain
         except TemplateProblem as exc:
             raise TemplateProblem(exc.message, line=exc.line, variable=exc.variable, where=where) from None
     started = _clock()
@@ -845,7 +1039,13 @@ def _render_all(
                 limit = min(remaining, IN_PROCESS_SECONDS) if quick else remaining
                 texts.append(
                     _render_here(
-                        source, values, where=where, timeout=limit, max_chars=max_chars, shown_timeout=timeout
+                        source,
+                        values,
+                        where=where,
+                        timeout=limit,
+                        max_chars=max_chars,
+                        shown_timeout=timeout,
+                        include_key=composed,
                     )  # fmt: skip
                 )
             return texts
@@ -853,7 +1053,9 @@ def _render_all(
             if not quick or _clock() - started >= timeout:
                 raise _OutOfTime(_time_limit_message(timeout), where=exc.where) from None
     remaining = timeout - (_clock() - started)
-    return _pool().render(sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout)
+    return _pool().render(
+        sources, values, timeout=remaining, max_chars=max_chars, shown_timeout=timeout, include_key=composed
+    )
 
 
 # --- the worker pool ---------------------------------------------------------------------------------------------
@@ -1011,9 +1213,10 @@ class _Pool:
         timeout: float,
         max_chars: int,
         shown_timeout: float,
+        include_key: str = "",
     ) -> list[str]:
         request = {"sources": sources, "values": values, "timeout": timeout, "max_chars": max_chars,
-                   "shown_timeout": shown_timeout}  # fmt: skip
+                   "shown_timeout": shown_timeout, "include_key": include_key}  # fmt: skip
         worker = self._take(wait=timeout * 5 + _WORKER_WAIT_SECONDS)
         healthy = False
         try:
@@ -1082,6 +1285,7 @@ def _worker_main() -> None:
                         timeout=remaining,
                         max_chars=request["max_chars"],
                         shown_timeout=request.get("shown_timeout", request["timeout"]),
+                        include_key=request.get("include_key", ""),
                     )  # fmt: skip
                 )
             reply: dict[str, Any] = {"texts": texts}
