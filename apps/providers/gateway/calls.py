@@ -96,6 +96,8 @@ class Completion:
     model: str
     request: dict[str, Any]
     total_ms: int = 0
+    # The tool calls the model asked for (OpenAI's shape: id, type, function {name, arguments as JSON text}).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -250,10 +252,43 @@ def describe_request(
     return _prepare(target, messages, prompt, params)
 
 
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    calls = []
+    for call in getattr(message, "tool_calls", None) or []:
+        function = getattr(call, "function", None)
+        calls.append(
+            {
+                "id": str(getattr(call, "id", "") or ""),
+                "type": "function",
+                "function": {
+                    "name": str(getattr(function, "name", "") or ""),
+                    "arguments": str(getattr(function, "arguments", "") or ""),
+                },
+            }
+        )
+    return calls
+
+
+def supports_images(endpoint: Any) -> bool:
+    """Whether the endpoint takes images in chat messages (litellm's content parts): litellm's model table says
+    so, or it is the studio's simulated server (which reads content parts); a completion endpoint never does."""
+    target = endpoint if isinstance(endpoint, Target) else Target.from_endpoint(endpoint, with_key=False)
+    if target.mode == "completion":
+        return False
+    if target.own_server and not target.local_model:
+        return True
+    try:
+        return bool(_litellm().supports_vision(model=target.model))
+    except Exception:  # a model litellm does not know: not known to take images
+        return False
+
+
 def _parse(target: Target, how: str, response: Any, request: dict, attempts: int, latency: float, total: float):
     choice = response.choices[0]
+    tool_calls: list[dict[str, Any]] = []
     if how == "chat":
         output = (getattr(choice.message, "content", None) or "") if choice.message else ""
+        tool_calls = _tool_calls(choice.message) if choice.message else []
     else:
         output = getattr(choice, "text", "") or ""
     tokens_in, tokens_out = _usage(response)
@@ -270,6 +305,7 @@ def _parse(target: Target, how: str, response: Any, request: dict, attempts: int
         model=model,
         request=request,
         total_ms=int(total * 1000),
+        tool_calls=tool_calls,
     )
 
 
