@@ -8,6 +8,7 @@ app_name = "experiments"
 urlpatterns = [
     path("", views.experiment_list, name="list"),
     path("new/", views.experiment_create, name="create"),
+    path("compare/", views.experiment_compare, name="compare"),
     path("probes/", probe_views.probe_new, name="probe_new"),
     path("probes/requirements/", probe_views.probe_requirement_add, name="probe_requirement_add"),
     path("probes/acceptable-use/", probe_views.acceptable_use_edit, name="acceptable_use"),

@@ -12,7 +12,7 @@ from apps.accounts.permissions import project_role_required
 from apps.core import heartbeats
 from apps.core.spreadsheet import csv_download
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import charts, experiment_links, selectors, services
+from apps.experiments import charts, comparison, experiment_links, selectors, services
 from apps.experiments.forms import EvaluatorFormSet, ExperimentForm, VariantFormSet
 from apps.experiments.models import ExperimentKind, ExperimentStatus
 from apps.experiments.probes import views as probe_views
@@ -135,6 +135,39 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "results":
         return render(request, "experiments/experiment_detail.html#results", context)
     return render(request, "experiments/experiment_detail.html", context)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_compare(request: HttpRequest) -> HttpResponse:
+    """Two or more experiments on one dataset side by side; polled while one of them runs."""
+    context: dict[str, Any] = {"query": _query_without(request, "part")}
+    try:
+        ids = [int(value) for value in request.GET.getlist("ids")]
+        baseline = int(request.GET["baseline"]) if request.GET.get("baseline") else None
+        experiments = comparison.experiments_for_comparison(project=request.project, ids=ids, baseline=baseline)
+    except ValueError:
+        context["problem"] = "Experiment ids are numbers."
+        return render(request, "experiments/experiment_compare.html", context, status=400)
+    except comparison.ComparisonProblem as exc:
+        context["problem"] = str(exc)
+        return render(request, "experiments/experiment_compare.html", context, status=400)
+    context["comparison"] = comparison.experiment_comparison(
+        experiments=experiments,
+        evaluator=request.GET.get("evaluator", ""),
+        only_changed=request.GET.get("only") == "changed",
+    )
+    context["only"] = request.GET.get("only", "")
+    if request.htmx and request.GET.get("part") == "comparison":
+        return render(request, "experiments/experiment_compare.html#comparison", context)
+    return render(request, "experiments/experiment_compare.html", context)
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
 
 
 _ACTIONS = {
