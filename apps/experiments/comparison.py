@@ -24,7 +24,7 @@ from apps.experiments.models import Cell, CellStatus, Experiment, ExperimentStat
 MAX_EXPERIMENTS = 6
 # Outputs longer than this are diffed on their beginning only (a diff is quadratic in the worst case).
 DIFF_CHARS = 4000
-TOKENS = re.compile(r"\s+|[^\s]+")
+WORDS = re.compile(r"\s*\S+\s*|\s+")
 
 
 class ComparisonProblem(Exception):
@@ -96,17 +96,23 @@ class Comparison:
 
 
 def word_diff(before: str, after: str) -> list[Segment]:
-    """`after` against `before`, word by word: kept, removed and added runs (whitespace stays with its words)."""
-    a, b = TOKENS.findall(before[:DIFF_CHARS]), TOKENS.findall(after[:DIFF_CHARS])
+    """`after` against `before`, word by word: kept, removed and added runs. Words are compared without their
+    spacing, which stays with the word before it."""
+    a, b = WORDS.findall(before[:DIFF_CHARS]), WORDS.findall(after[:DIFF_CHARS])
     segments: list[Segment] = []
-    for op, a1, a2, b1, b2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    matcher = difflib.SequenceMatcher(None, [w.strip() for w in a], [w.strip() for w in b], autojunk=False)
+    for op, a1, a2, b1, b2 in matcher.get_opcodes():
         if op == "equal":
-            segments.append(Segment("same", "".join(a[a1:a2])))
+            segments.append(Segment("same", "".join(b[b1:b2])))
             continue
         if op in ("delete", "replace"):
             segments.append(Segment("del", "".join(a[a1:a2])))
         if op in ("insert", "replace"):
             segments.append(Segment("ins", "".join(b[b1:b2])))
+    for before_it, segment in zip(segments, segments[1:], strict=False):
+        # The last word of a text has no spacing after it: keep the next run apart from it on the page.
+        if before_it.text and not before_it.text[-1].isspace() and not segment.text[:1].isspace():
+            segment.text = " " + segment.text
     return segments
 
 

@@ -57,9 +57,9 @@ def pair(project, editor, simulated_endpoint):
 def test_it_diffs_outputs_word_by_word():
     assert comparison.word_diff("the cat sat down", "the dog sat down") == [
         Segment("same", "the "),
-        Segment("del", "cat"),
-        Segment("ins", "dog"),
-        Segment("same", " sat down"),
+        Segment("del", "cat "),
+        Segment("ins", "dog "),
+        Segment("same", "sat down"),
     ]
     assert comparison.word_diff("same", "same") == [Segment("same", "same")]
 
@@ -86,11 +86,9 @@ def test_it_computes_per_row_deltas_and_puts_the_rows_that_changed_most_first(pr
     first = result.rows[0]
     assert first.cells[1].output == "zero item is what"
     assert first.cells[1].diff == [
-        Segment("del", "what"),
-        Segment("ins", "zero item"),
-        Segment("same", " is "),
-        Segment("del", "item zero"),
-        Segment("ins", "what"),
+        Segment("ins", "zero item is "),
+        Segment("same", "what"),
+        Segment("del", " is item zero"),
     ]
     assert [(f.name, f.text) for f in first.fields][:2] == [("question", "what is item zero"), ("tries", "0")]
     assert result.rows[2].cells[1].diff == [] and not result.running
