@@ -130,11 +130,12 @@ def structured_output(output: str, response_format: Any) -> tuple[Any, list[str]
         parsed = json.loads(output)
     except (TypeError, ValueError) as exc:
         return None, [f"The output is not JSON: {exc}"]
-    if response_format.get("type") != "json_schema":
+    # A managed local model is sent the schema as {"type": "json_object", "schema": ...} (see the gateway).
+    schema = (response_format.get("json_schema") or {}).get("schema") or response_format.get("schema")
+    if not isinstance(schema, dict):
         return parsed, []
     import jsonschema
 
-    schema = (response_format.get("json_schema") or {}).get("schema") or {}
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(parsed), key=lambda e: list(e.path))
     return parsed, [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:20]]
@@ -252,7 +253,8 @@ def playground_result_continue(
         raise PlaygroundError(f"'{result.endpoint_name}' does text completions: there is no conversation to continue.")
     text = (text or "").replace("\r\n", "\n").strip()
     answers = {key: (value or "").replace("\r\n", "\n").strip() for key, value in (tool_answers or {}).items()}
-    assistant: dict[str, Any] = {"role": "assistant", "content": result.output or None}
+    # "" rather than null: llama.cpp's function-calling template reads the content of every message.
+    assistant: dict[str, Any] = {"role": "assistant", "content": result.output}
     follow: list[dict[str, Any]] = []
     if result.tool_calls:
         assistant["tool_calls"] = result.tool_calls

@@ -241,7 +241,24 @@ def _prepare(
         return "completion", {"prompt": prompt, **params}
     if messages is None:
         messages = [{"role": "user", "content": prompt}]
+    if target.local_model:
+        params = _for_llama_cpp(params, messages)
     return "chat", {"messages": messages, **params}
+
+
+def _for_llama_cpp(params: dict[str, Any], messages: list[dict]) -> dict[str, Any]:
+    """A managed local model's server (llama-cpp-python) takes a schema only as {"type": "json_object",
+    "schema": ...} (bound by a grammar), and calls tools only when tool_choice says so (OpenAI's default
+    with tools is "auto"; llama.cpp's is none). Right after tool results it is left to answer in words:
+    the small bundled model would otherwise call the same tool again."""
+    response_format = params.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        params = {**params, "response_format": {"type": "json_object", "schema": schema}}
+    after_tools = bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    if params.get("tools") and "tool_choice" not in params and not after_tools:
+        params = {**params, "tool_choice": "auto"}
+    return params
 
 
 def describe_request(
