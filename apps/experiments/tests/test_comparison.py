@@ -8,6 +8,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
+from apps.core.tests.pages import facts
 from apps.datasets.tests.factories import DatasetFactory, make_dataset_version
 from apps.experiments import comparison, runner, services
 from apps.experiments.comparison import Segment
@@ -119,6 +120,8 @@ def test_the_page_polls_while_an_experiment_runs_and_stops_when_all_are_finished
     html = client.get(url, {"ids": [running.pk, echo.pk], "baseline": echo.pk}).content.decode()
     assert 'hx-trigger="every 2s"' in html and "0 / 3" in html
     assert html.index(">echo · A</a>") < html.index(">up · A</a>")  # the baseline leads
+    checked = facts(html)
+    assert not checked.inline_scripts and not checked.handlers and not checked.unlabelled() and 'style="' not in html
     runner.run_batch(running.pk, list(Cell.objects.filter(experiment=running).values_list("pk", flat=True)))
     part = client.get(url, {"ids": [running.pk, echo.pk], "part": "comparison"}, HTTP_HX_REQUEST="true")
     html = part.content.decode()

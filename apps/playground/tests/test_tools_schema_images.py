@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from apps.core.tests.pages import facts
 from apps.playground import services
 from apps.playground.models import PlaygroundRun
 from apps.prompts.content import build_content
@@ -247,6 +248,8 @@ def test_the_run_page_shows_the_tool_call_with_an_answer_field_and_the_structure
     html = client_for(editor).get(reverse("playground:run", args=[project.slug, asked.run_id])).content.decode()
     call_id = asked.tool_calls[0]["id"]
     assert f'name="tool-{call_id}"' in html and "Send the tool results" in html
+    checked = facts(html)
+    assert not checked.inline_scripts and not checked.handlers and not checked.unlabelled() and 'style="' not in html
     response_format = {"type": "json_schema", "json_schema": {"name": "output", "schema": SCHEMA}}
     (structured,) = _run(project, editor, endpoint, _chat("Oslo", response_format=response_format))
     html = client_for(editor).get(reverse("playground:run", args=[project.slug, structured.run_id])).content.decode()
