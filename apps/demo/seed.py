@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.accounts.models import Membership, Project, Role
 from apps.accounts.services import project_create
-from apps.demo import datasets, monitoring, probes, prompts, providers, ratings, reviews, traces
+from apps.demo import datasets, monitoring, playground, probes, prompts, providers, ratings, reviews, traces
 from apps.demo.users import demo_user
 
 DemoStep = Callable[..., object]
@@ -27,6 +27,7 @@ DEMO_STEPS: list[DemoStep] = [
     traces.seed_demo_traces,
     probes.seed_demo_probes,
     monitoring.seed_demo_monitoring,
+    playground.seed_demo_playground,
 ]
 
 
