@@ -266,3 +266,27 @@ def test_a_remote_text_model_takes_no_images(project, editor):
         services.playground_run_create(
             project=project, actor=editor, content=_chat("hi"), variables={}, endpoints=[remote], images=images
         )
+
+
+def test_the_page_refuses_a_file_that_is_no_image_and_keeps_the_form(
+    project, editor, client_for, greet, simulated_endpoint
+):
+    endpoint = simulated_endpoint()
+    form = _form(endpoint, images=[SimpleUploadedFile("cat.png", b"%PDF-1.7 not a picture")])
+    response = client_for(editor).post(reverse("playground:playground", args=[project.slug]), form)
+    html = unescape(response.content.decode())
+    assert response.status_code == 400
+    assert "'cat.png' is not a PNG, JPEG, GIF or WebP image. Nothing was sent." in html
+    assert "Goodbye {{ name }}" in html and not PlaygroundRun.objects.exists()
+
+
+def test_the_page_sends_an_uploaded_image_with_the_run(project, editor, client_for, greet, simulated_endpoint):
+    endpoint = simulated_endpoint()
+    form = _form(endpoint, images=[SimpleUploadedFile("dot.png", PNG)])
+    assert client_for(editor).post(reverse("playground:playground", args=[project.slug]), form).status_code == 302
+    run = PlaygroundRun.objects.get()
+    assert [image["name"] for image in run.images] == ["dot.png"]
+    parts = run.results.get().request["messages"][0]["content"]
+    assert parts[0] == {"type": "text", "text": "Goodbye Ada"} and parts[1]["type"] == "image_url"
+    html = client_for(editor).get(reverse("playground:run", args=[project.slug, run.pk])).content.decode()
+    assert 'class="figure-img img-thumbnail run-image" src="data:image/png;base64,' in html
