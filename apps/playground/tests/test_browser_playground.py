@@ -102,3 +102,27 @@ def test_it_shows_structured_output_as_a_tree_that_folds(
     assert meta.get_attribute("open") is not None and meta.query_selector("[data-key='words']").is_visible()
     meta.query_selector("summary").click()
     assert meta.get_attribute("open") is None and not meta.query_selector("[data-key='words']").is_visible()
+
+
+def test_it_saves_the_draft_as_a_version_and_shows_a_conflict_when_one_was_saved_since(
+    project, editor, greet, simulated_endpoint, login_page
+):
+    simulated_endpoint("Echo")
+    page = login_page(editor)
+    page.goto(reverse("playground:playground", args=[project.slug]) + "?prompt=greet&version=2")
+    page.fill("#template", "See you soon, {{ name }}")
+    page.fill("#save-message", "warmer goodbye")
+    page.click("#save-button")
+    page.wait_for_url("**version=3")
+    assert "Saved v3 of greet." in page.inner_text("#messages")
+    assert page.input_value("#template") == "See you soon, {{ name }}"
+    saved = greet.versions.get(number=3)
+    assert (saved.message, saved.parent.number) == ("warmer goodbye", 2)
+
+    page.goto(reverse("playground:playground", args=[project.slug]) + "?prompt=greet&version=1")
+    page.fill("#template", "Hi there {{ name }}")
+    page.click("#save-button")
+    error = page.wait_for_selector("#run-error")
+    assert "You started from v1, but v3 was saved since" in error.inner_text()
+    assert page.input_value("#template") == "Hi there {{ name }}"  # the draft is kept
+    assert greet.versions.count() == 3
