@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +30,7 @@ from apps.playground.forms import (
 from apps.playground.tree import structured_tree
 from apps.prompts import selectors as prompt_selectors
 from apps.prompts import services as prompt_services
-from apps.prompts.content import Content, ContentProblem, build_content, content_of
+from apps.prompts.content import ContentProblem, build_content, content_of
 from apps.prompts.models import PromptKind, PromptVersion
 from apps.providers import selectors as provider_selectors
 from apps.providers.models import EndpointKind, EndpointMode, ResultStatus
@@ -92,15 +93,10 @@ def _compared_versions(prompt, params, version: PromptVersion | None) -> list[Pr
 
 
 def _columns(compared: list[PromptVersion], config: dict[str, Any]) -> list[services.Column]:
-    """Each compared version with the run's parameters, so the columns differ by their text only."""
+    """Each compared version (its saved content, whatever it holds) with the run's parameters, so the columns
+    differ by their text only."""
     return [
-        services.Column(
-            label=f"v{v.number}",
-            content=Content(
-                kind=v.kind, template=v.template, messages=v.messages, config=config, variables=v.variables
-            ),
-            version=v,
-        )  # fmt: skip
+        services.Column(label=f"v{v.number}", content=dataclasses.replace(content_of(v), config=config), version=v)
         for v in compared
     ]
 
