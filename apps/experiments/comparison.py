@@ -171,6 +171,18 @@ def experiments_for_comparison(*, project: Project, ids: list[int], baseline: in
     return experiments
 
 
+def experiments_on_dataset(*, experiment: Experiment, limit: int) -> list[Experiment]:
+    """The newest other experiments on the experiment's dataset (any of its versions) that have cells."""
+    return list(
+        Experiment.objects.filter(
+            project_id=experiment.project_id, dataset_version__dataset_id=experiment.dataset_version.dataset_id
+        )
+        .exclude(pk=experiment.pk)
+        .exclude(status=ExperimentStatus.DRAFT)
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
 def experiment_comparison(
     *, experiments: list[Experiment], evaluator: str = "", limit: int = 50, only_changed: bool = False
 ) -> Comparison:

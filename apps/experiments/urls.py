@@ -15,5 +15,6 @@ urlpatterns = [
     path("<int:experiment_id>/", views.experiment_detail, name="detail"),
     path("<int:experiment_id>/cells/<int:cell_id>/explain/", probe_views.cell_explain, name="cell_explain"),
     path("<int:experiment_id>/export.csv", views.experiment_export, name="export"),
+    path("<int:experiment_id>/compare/", views.experiment_compare_from, name="compare_from"),
     path("<int:experiment_id>/<str:action>/", views.experiment_action, name="action"),
 ]

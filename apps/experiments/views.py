@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
@@ -161,6 +163,19 @@ def experiment_compare(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "comparison":
         return render(request, "experiments/experiment_compare.html#comparison", context)
     return render(request, "experiments/experiment_compare.html", context)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_compare_from(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """The comparison of this experiment (the baseline) with the newest others on its dataset."""
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    others = comparison.experiments_on_dataset(experiment=experiment, limit=comparison.MAX_EXPERIMENTS - 1)
+    if not others:
+        problem = f"No other experiment has run on {experiment.dataset_version.dataset.name} yet."
+        return render(request, "experiments/experiment_compare.html", {"problem": problem}, status=404)
+    query = urlencode([("ids", experiment.pk), *[("ids", other.pk) for other in others], ("baseline", experiment.pk)])
+    return redirect(reverse("experiments:compare", args=[request.project.slug]) + "?" + query)
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:

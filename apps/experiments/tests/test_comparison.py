@@ -129,3 +129,20 @@ def test_the_page_polls_while_an_experiment_runs_and_stops_when_all_are_finished
     assert "hx-trigger" not in html and "3 / 3" in html
     page = client.get(reverse("experiments:list", args=[project.slug])).content.decode()
     assert f'name="ids" value="{reverse_.pk}"' in page
+
+
+def test_an_experiment_page_links_to_its_comparison_with_the_others_on_its_dataset(
+    project, editor, pair, simulated_endpoint, client_for
+):
+    echo, reverse_ = pair
+    client = client_for(editor)
+    detail = client.get(reverse("experiments:detail", args=[project.slug, reverse_.pk])).content.decode()
+    link = reverse("experiments:compare_from", args=[project.slug, reverse_.pk])
+    assert f'href="{link}">Compare with others on this dataset</a>' in detail
+    response = client.get(link)
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"?ids={reverse_.pk}&ids={echo.pk}&baseline={reverse_.pk}")
+    alone_data = make_dataset_version(DatasetFactory(project=project, name="alone"), _records(["x"]), actor=editor)
+    alone = make_experiment(project, editor, alone_data, simulated_endpoint("e3"), "alone", run=False)
+    response = client.get(reverse("experiments:compare_from", args=[project.slug, alone.pk]))
+    assert response.status_code == 404 and "No other experiment has run on alone yet." in response.content.decode()
