@@ -290,3 +290,19 @@ def test_the_page_sends_an_uploaded_image_with_the_run(project, editor, client_f
     assert parts[0] == {"type": "text", "text": "Goodbye Ada"} and parts[1]["type"] == "image_url"
     html = client_for(editor).get(reverse("playground:run", args=[project.slug, run.pk])).content.decode()
     assert 'class="figure-img img-thumbnail run-image" src="data:image/png;base64,' in html
+
+
+def test_an_edited_draft_runs_as_the_draft_beside_the_saved_version(
+    project, editor, client_for, greet, simulated_endpoint
+):
+    endpoint = simulated_endpoint()
+    url = reverse("playground:playground", args=[project.slug])
+    form = _form(endpoint, template="Farewell {{ name }}", compare=["2"], version="1", parent="1")
+    assert client_for(editor).post(url, form).status_code == 302
+    run = PlaygroundRun.objects.get()
+    results = list(run.results.order_by("id"))
+    assert [(r.label, r.version_id, r.request["messages"][0]["content"]) for r in results] == [
+        ("draft", None, "Farewell Ada"),
+        ("v2", greet.versions.get(number=2).pk, "Goodbye Ada"),
+    ]
+    assert run.version is None and run.content["template"] == "Farewell {{ name }}"
