@@ -13,7 +13,18 @@ from django.conf import settings
 
 from apps.accounts.models import Membership, Project, Role
 from apps.accounts.services import project_create
-from apps.demo import composition, datasets, monitoring, probes, prompts, providers, ratings, reviews, traces
+from apps.demo import (
+    composition,
+    datasets,
+    monitoring,
+    playground,
+    probes,
+    prompts,
+    providers,
+    ratings,
+    reviews,
+    traces,
+)
 from apps.demo.users import demo_user
 
 DemoStep = Callable[..., object]
@@ -29,6 +40,7 @@ DEMO_STEPS: list[DemoStep] = [
     probes.seed_demo_probes,
     monitoring.seed_demo_monitoring,
     monitoring.seed_demo_online_evaluation,
+    playground.seed_demo_playground,
 ]
 
 

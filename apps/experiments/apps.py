@@ -11,6 +11,13 @@ class ExperimentsConfig(AppConfig):
 
         nav.register(nav.NavEntry(title="Experiments", url_name="experiments:list", order=40))
 
+        from apps.experiments import experiment_links
+
+        compare = experiment_links.ExperimentLink(
+            title="Compare with others on this dataset", url_name="experiments:compare_from", order=40
+        )
+        experiment_links.register(compare)
+
         from apps.datasets import counterfactual
         from apps.experiments.probes.paraphrase import paraphraser
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Role
@@ -12,7 +14,7 @@ from apps.accounts.permissions import project_role_required
 from apps.core import heartbeats
 from apps.core.spreadsheet import csv_download
 from apps.datasets import selectors as dataset_selectors
-from apps.experiments import charts, experiment_links, rubrics, score_notes, selectors, services, trial
+from apps.experiments import charts, comparison, experiment_links, rubrics, score_notes, selectors, services, trial
 from apps.experiments.forms import EvaluatorFormSet, ExperimentForm, VariantFormSet
 from apps.experiments.models import ExperimentKind, ExperimentStatus
 from apps.experiments.probes import views as probe_views
@@ -180,6 +182,52 @@ def experiment_detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "results":
         return render(request, "experiments/experiment_detail.html#results", context)
     return render(request, "experiments/experiment_detail.html", context)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_compare(request: HttpRequest) -> HttpResponse:
+    """Two or more experiments on one dataset side by side; polled while one of them runs."""
+    context: dict[str, Any] = {"query": _query_without(request, "part")}
+    try:
+        ids = [int(value) for value in request.GET.getlist("ids")]
+        baseline = int(request.GET["baseline"]) if request.GET.get("baseline") else None
+        experiments = comparison.experiments_for_comparison(project=request.project, ids=ids, baseline=baseline)
+    except ValueError:
+        context["problem"] = "Experiment ids are numbers."
+        return render(request, "experiments/experiment_compare.html", context, status=400)
+    except comparison.ComparisonProblem as exc:
+        context["problem"] = str(exc)
+        return render(request, "experiments/experiment_compare.html", context, status=400)
+    context["comparison"] = comparison.experiment_comparison(
+        experiments=experiments,
+        evaluator=request.GET.get("evaluator", ""),
+        only_changed=request.GET.get("only") == "changed",
+    )
+    context["only"] = request.GET.get("only", "")
+    if request.htmx and request.GET.get("part") == "comparison":
+        return render(request, "experiments/experiment_compare.html#comparison", context)
+    return render(request, "experiments/experiment_compare.html", context)
+
+
+@require_GET
+@project_role_required(Role.VIEWER)
+def experiment_compare_from(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    """The comparison of this experiment (the baseline) with the newest others on its dataset."""
+    experiment = selectors.experiment_get(project=request.project, experiment_id=experiment_id)
+    others = comparison.experiments_on_dataset(experiment=experiment, limit=comparison.MAX_EXPERIMENTS - 1)
+    if not others:
+        problem = f"No other experiment has run on {experiment.dataset_version.dataset.name} yet."
+        return render(request, "experiments/experiment_compare.html", {"problem": problem}, status=404)
+    query = urlencode([("ids", experiment.pk), *[("ids", other.pk) for other in others], ("baseline", experiment.pk)])
+    return redirect(reverse("experiments:compare", args=[request.project.slug]) + "?" + query)
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
 
 
 _ACTIONS = {

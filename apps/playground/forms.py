@@ -9,6 +9,7 @@ from django import forms
 
 from apps.core.forms import StyledForm
 from apps.prompts import sandbox
+from apps.prompts.content import ContentProblem
 
 
 def variable_rows(specs: list[dict[str, Any]], post=None) -> list[dict[str, Any]]:
@@ -82,3 +83,55 @@ class ResultToDatasetForm(StyledForm):
     def clean_expected(self) -> str:
         # Browsers send a textarea's line breaks as CRLF; the model's output had LF.
         return self.cleaned_data["expected"].replace("\r\n", "\n")
+
+
+# --- parameters per run --------------------------------------------------------------------------------
+
+PARAM_FIELDS = ("temperature", "max_tokens", "top_p")
+
+
+def param_rows(config: dict[str, Any], post=None) -> dict[str, str]:
+    """The texts of the run's parameter fields: posted, else from the config (the version's, for a start)."""
+    if post is not None and post.get("params_shown"):
+        return {key: post.get(f"param-{key}", "") for key in (*PARAM_FIELDS, "stop", "tools", "schema")}
+    response_format = config.get("response_format")
+    schema = ""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = json.dumps((response_format.get("json_schema") or {}).get("schema") or {}, indent=2)
+    rows = {key: "" if config.get(key) is None else str(config[key]) for key in PARAM_FIELDS}
+    rows["stop"] = "\n".join(config.get("stop") or [])
+    rows["tools"] = json.dumps(config["tools"], indent=2) if config.get("tools") else ""
+    rows["schema"] = schema
+    return rows
+
+
+def _json_field(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ContentProblem(f"{what} is not valid JSON: {exc}", field=what) from None
+
+
+def run_config(post, base: dict[str, Any]) -> dict[str, Any]:
+    """The model config of a run: the version's config with the parameters typed for this run (when the
+    form showed them). Checked by build_content like any version's config."""
+    if not post.get("params_shown"):
+        return dict(base)
+    config = {key: value for key, value in base.items() if key not in (*PARAM_FIELDS, "stop", "tools")}
+    for key in PARAM_FIELDS:
+        text = post.get(f"param-{key}", "").strip()
+        if text:
+            config[key] = text
+    stops = [line for line in post.get("param-stop", "").replace("\r\n", "\n").split("\n") if line]
+    if stops:
+        config["stop"] = stops
+    tools = post.get("param-tools", "").strip()
+    if tools:
+        config["tools"] = _json_field(tools, "tools")
+    schema_text = post.get("param-schema", "").strip()
+    if schema_text:
+        schema = _json_field(schema_text, "output schema")
+        config["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    elif isinstance(config.get("response_format"), dict) and config["response_format"].get("type") == "json_schema":
+        config.pop("response_format")
+    return config

@@ -16,6 +16,12 @@ class PlaygroundRun(models.Model):
     # The content that ran, kept even when it was never saved as a version.
     content = models.JSONField()
     variables = models.JSONField(default=dict)
+    # A run that continues a conversation: the result whose answer (or tool calls) it follows.
+    parent_result = models.ForeignKey(
+        "playground.PlaygroundResult", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
+    )
+    # The images sent with the run: name, content type, size and the data URL (also in each result's request).
+    images = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -32,6 +38,9 @@ class PlaygroundResult(models.Model):
     endpoint = models.ForeignKey(ModelEndpoint, null=True, on_delete=models.SET_NULL, related_name="+")
     endpoint_name = models.CharField(max_length=100)
     model = models.CharField(max_length=200)
+    # The column of a comparison: "v3", "draft"; the saved version it ran, if any.
+    label = models.CharField(max_length=120, blank=True)
+    version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=16, choices=ResultStatus.choices, default=ResultStatus.QUEUED)
     request = models.JSONField(default=dict, help_text="Exactly what was sent: messages or prompt, and parameters.")
     output = models.TextField(blank=True)
@@ -48,6 +57,10 @@ class PlaygroundResult(models.Model):
     tokens_estimated = models.BooleanField(
         default=False, help_text="The provider sent no usage: tokens were counted with the model's tokenizer."
     )
+    tool_calls = models.JSONField(default=list, blank=True, help_text="The tool calls the model asked for.")
+    # The output parsed as JSON when a response format asked for JSON, and what the schema refused in it.
+    structured = models.JSONField(null=True, blank=True)
+    schema_errors = models.JSONField(default=list, blank=True)
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ def normalize_config(raw: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ContentProblem("config must be an object", field="config")
     config = dict(raw)
-    known = {"model", "temperature", "max_tokens", "top_p", "stop", "response_format", "extra"}
+    known = {"model", "temperature", "max_tokens", "top_p", "stop", "response_format", "tools", "extra"}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ContentProblem(f"unknown config keys: {', '.join(unknown)}; put them under 'extra'", field="config")
@@ -135,6 +136,11 @@ def normalize_config(raw: dict[str, Any] | None) -> dict[str, Any]:
             )
     else:
         raise ContentProblem("response_format must be a text or an object", field="response_format")
+    tools = config.get("tools")
+    if tools in (None, "", []):
+        config.pop("tools", None)
+    else:
+        config["tools"] = normalize_tools(tools)
     extra = config.get("extra")
     if extra in (None, "", {}):
         config.pop("extra", None)
@@ -143,6 +149,35 @@ def normalize_config(raw: dict[str, Any] | None) -> dict[str, Any]:
     elif "api_key" in {k.lower() for k in extra} or "base_url" in extra:
         raise ContentProblem("keys and URLs belong to model endpoints, not to a prompt's config", field="extra")
     return config
+
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def normalize_tools(raw: Any) -> list[dict[str, Any]]:
+    """Tools the model may call, in OpenAI's shape: [{"type": "function", "function": {name, description,
+    parameters (a JSON schema object)}}]; a bare {name, parameters} is taken as a function."""
+    if not isinstance(raw, list) or len(raw) > 32:
+        raise ContentProblem("tools must be a list of at most 32 function declarations", field="tools")
+    tools, names = [], set()
+    for index, tool in enumerate(raw, start=1):
+        function = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or (isinstance(tool, dict) and tool.get("type", "function") != "function"):
+            raise ContentProblem(f"tool {index} must be a function declaration", field="tools")
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise ContentProblem(f"tool {index}: name must be 1-64 letters, digits, _ or -", field="tools")
+        if name in names:
+            raise ContentProblem(f"tool {index}: the name '{name}' is declared twice", field="tools")
+        names.add(name)
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(parameters, dict) or parameters.get("type", "object") != "object":
+            raise ContentProblem(f"tool '{name}': parameters must be a JSON schema of type object", field="tools")
+        declared: dict[str, Any] = {"name": name, "parameters": parameters}
+        if function.get("description"):
+            declared["description"] = str(function["description"])[:1000]
+        tools.append({"type": "function", "function": declared})
+    return tools
 
 
 def normalize_messages(raw: Any) -> list[dict[str, str]]:

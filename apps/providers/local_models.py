@@ -463,7 +463,7 @@ def install(spec: ModelSpec = DEFAULT_MODEL) -> dict[str, float]:
 
 
 def server_command(port: int, spec: ModelSpec = DEFAULT_MODEL) -> list[str]:
-    return [
+    command = [
         str(runtime_python()), "-m", "llama_cpp.server",
         "--model", str(model_path(spec)),
         "--model_alias", model_alias(spec),
@@ -471,6 +471,11 @@ def server_command(port: int, spec: ModelSpec = DEFAULT_MODEL) -> list[str]:
         "--n_threads", str(settings.LOCAL_MODEL_THREADS),
         "--n_ctx", str(settings.LOCAL_MODEL_CONTEXT),
     ]  # fmt: skip
+    if spec.mode == "chat" and not (settings.LOCAL_MODEL_PATH and spec.is_chat_model):
+        # The bundled Qwen speaks ChatML; this variant of it also turns the model's tool calls into
+        # `tool_calls` (the playground's tools). A model brought with LOCAL_MODEL_PATH keeps its own template.
+        command += ["--chat_format", "chatml-function-calling"]
+    return command
 
 
 def wait_until_serving(

@@ -39,6 +39,7 @@ from apps.providers.gateway.calls import (
     estimate_cost,
     generate,
     merge_params,
+    supports_images,
 )
 from apps.providers.gateway.errors import RETRYABLE, ErrorKind, GatewayError, backoff_delay, classify
 from apps.providers.gateway.guard import SecretInPrompt, refuse_secrets
@@ -79,6 +80,7 @@ __all__ = [
     "merge_params",
     "redact",
     "stream",
+    "supports_images",
     "supports_streaming",
     "warm_up",
 ]

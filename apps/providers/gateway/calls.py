@@ -99,6 +99,8 @@ class Completion:
     # Per output token, when the call asked for them (`logprobs`) and the endpoint returned them:
     # [{"token": str, "logprob": float, "top": [[token, logprob], ...]}], else None.
     logprobs: list[dict[str, Any]] | None = None
+    # The tool calls the model asked for (OpenAI's shape: id, type, function {name, arguments as JSON text}).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _field(value: Any, name: str) -> Any:
@@ -268,7 +270,24 @@ def _prepare(
         return "completion", {"prompt": prompt, **params}
     if messages is None:
         messages = [{"role": "user", "content": prompt}]
+    if target.local_model:
+        params = _for_llama_cpp(params, messages)
     return "chat", {"messages": messages, **params}
+
+
+def _for_llama_cpp(params: dict[str, Any], messages: list[dict]) -> dict[str, Any]:
+    """A managed local model's server (llama-cpp-python) takes a schema only as {"type": "json_object",
+    "schema": ...} (bound by a grammar), and calls tools only when tool_choice says so (OpenAI's default
+    with tools is "auto"; llama.cpp's is none). Right after tool results it is left to answer in words:
+    the small bundled model would otherwise call the same tool again."""
+    response_format = params.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        params = {**params, "response_format": {"type": "json_object", "schema": schema}}
+    after_tools = bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    if params.get("tools") and "tool_choice" not in params and not after_tools:
+        params = {**params, "tool_choice": "auto"}
+    return params
 
 
 def describe_request(
@@ -279,10 +298,43 @@ def describe_request(
     return _prepare(target, messages, prompt, params)
 
 
+def _tool_calls(message: Any) -> list[dict[str, Any]]:
+    calls = []
+    for call in getattr(message, "tool_calls", None) or []:
+        function = getattr(call, "function", None)
+        calls.append(
+            {
+                "id": str(getattr(call, "id", "") or ""),
+                "type": "function",
+                "function": {
+                    "name": str(getattr(function, "name", "") or ""),
+                    "arguments": str(getattr(function, "arguments", "") or ""),
+                },
+            }
+        )
+    return calls
+
+
+def supports_images(endpoint: Any) -> bool:
+    """Whether the endpoint takes images in chat messages (litellm's content parts): litellm's model table says
+    so, or it is the studio's simulated server (which reads content parts); a completion endpoint never does."""
+    target = endpoint if isinstance(endpoint, Target) else Target.from_endpoint(endpoint, with_key=False)
+    if target.mode == "completion":
+        return False
+    if target.own_server and not target.local_model:
+        return True
+    try:
+        return bool(_litellm().supports_vision(model=target.model))
+    except Exception:  # a model litellm does not know: not known to take images
+        return False
+
+
 def _parse(target: Target, how: str, response: Any, request: dict, attempts: int, latency: float, total: float):
     choice = response.choices[0]
+    tool_calls: list[dict[str, Any]] = []
     if how == "chat":
         output = (getattr(choice.message, "content", None) or "") if choice.message else ""
+        tool_calls = _tool_calls(choice.message) if choice.message else []
     else:
         output = getattr(choice, "text", "") or ""
     tokens_in, tokens_out = _usage(response)
@@ -300,6 +352,7 @@ def _parse(target: Target, how: str, response: Any, request: dict, attempts: int
         request=request,
         total_ms=int(total * 1000),
         logprobs=_logprobs(choice) if request.get("logprobs") else None,
+        tool_calls=tool_calls,
     )
 
 

@@ -37,6 +37,14 @@ Failures, by share of requests (seeded, so a benchmark is repeatable):
 request fail), `[[fail:401]]`, `[[fail:400]]`, `[[hang]]`, `[[retry-after:2]]`.
 A prompt longer than `--context-tokens` gets OpenAI's context-length error.
 
+Tool calls and structured output (chat only, not streamed as tool calls):
+`[[tool:NAME]]` in the last user message, with `tools` declaring NAME, answers with one tool call to
+NAME (finish reason `tool_calls`) whose arguments are built from the tool's parameter schema (a string
+parameter gets the message without its directives). A request whose last message is a `tool` result
+answers `Tool NAME said: <its content>`. A `response_format` of type `json_schema` answers with a JSON
+document built from the schema (valid against it); `[[break-schema]]` leaves out every required
+property, so the answer is JSON that the schema refuses. `json_object` answers `{"answer": <message>}`.
+
 Streaming (`stream: true`, chat and text completions) sends one word per SSE
 event, `--stream-delay-ms` apart, and a usage event when `stream_options`
 asks for it. A request can break its stream after N words:
@@ -67,6 +75,8 @@ from aiohttp import web
 
 WORD = re.compile(r"\S+")
 DIRECTIVE = re.compile(r"\[\[(fail:(\d{3})(?:\s+x(\d+))?|hang|retry-after:(\d+)|stream-(fail|drop|stall):(\d+))\]\]")
+TOOL_DIRECTIVE = re.compile(r"\[\[tool:([A-Za-z0-9_.-]+)\]\]")
+BREAK_SCHEMA = "[[break-schema]]"
 EMBEDDING_DIMENSIONS = 64
 FEMALE = re.compile(r"\b(she|her|hers|woman|women|ms|mrs)\b", re.IGNORECASE)
 
@@ -99,7 +109,39 @@ def count_tokens(text: str) -> int:
 
 
 def _without_directives(text: str) -> str:
-    return DIRECTIVE.sub("", text).strip()
+    return TOOL_DIRECTIVE.sub("", DIRECTIVE.sub("", text)).replace(BREAK_SCHEMA, "").strip()
+
+
+def instance_of(schema: Any, text: str, *, required_only_missing: bool = False, depth: int = 0) -> Any:
+    """A value valid against a (simple) JSON schema, made from `text`; with `required_only_missing` an object
+    leaves out its required properties (so the value is refused)."""
+    if not isinstance(schema, dict) or depth > 8:
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        required = set(schema.get("required") or [])
+        return {
+            name: instance_of(sub, text, depth=depth + 1)
+            for name, sub in (schema.get("properties") or {}).items()
+            if not (required_only_missing and name in required)
+        }
+    if kind == "array":
+        return [instance_of(schema.get("items") or {}, text, depth=depth + 1)]
+    if kind == "integer":
+        return count_tokens(text)
+    if kind == "number":
+        return float(count_tokens(text)) / 2
+    if kind == "boolean":
+        return bool(text)
+    if kind == "null":
+        return None
+    return text
 
 
 def transform(model: str, text: str) -> str:
@@ -401,6 +443,54 @@ class ModelServer:
             text, finish = " ".join(words[:max_tokens]), "length"
         return text, finish
 
+    @staticmethod
+    def _tool_call(body: dict, last: str) -> dict | None:
+        """The tool call a `[[tool:NAME]]` directive asks for, when `tools` declares NAME."""
+        match = TOOL_DIRECTIVE.search(last)
+        if match is None:
+            return None
+        for tool in body.get("tools") or []:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if isinstance(function, dict) and function.get("name") == match.group(1):
+                arguments = instance_of(function.get("parameters") or {"type": "object"}, _without_directives(last))
+                digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+                return {
+                    "id": f"call_{digest}",
+                    "type": "function",
+                    "function": {"name": match.group(1), "arguments": json.dumps(arguments)},
+                }
+        return None
+
+    @staticmethod
+    def _tool_answer(messages: list) -> str | None:
+        """`Tool NAME said: ...` when the conversation ends with tool results."""
+        if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "tool":
+            return None
+        names = {}
+        for message in messages:
+            for call in (message.get("tool_calls") or []) if isinstance(message, dict) else []:
+                names[call.get("id")] = (call.get("function") or {}).get("name", "tool")
+        said = []
+        for message in reversed(messages):
+            if not isinstance(message, dict) or message.get("role") != "tool":
+                break
+            name = names.get(message.get("tool_call_id"), "tool")
+            said.insert(0, f"Tool {name} said: {_message_text(message.get('content'))}")
+        return " ".join(said)
+
+    @staticmethod
+    def _structured(body: dict, text: str) -> str | None:
+        response_format = body.get("response_format")
+        if not isinstance(response_format, dict):
+            return None
+        if response_format.get("type") == "json_object":
+            return json.dumps({"answer": _without_directives(text)})
+        if response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema") or {}
+            broken = BREAK_SCHEMA in text
+            return json.dumps(instance_of(schema, _without_directives(text), required_only_missing=broken))
+        return None
+
     def _context_error(self, prompt_tokens: int) -> web.Response | None:
         limit = self.behaviour.context_tokens
         if prompt_tokens <= limit:
@@ -432,16 +522,29 @@ class ModelServer:
             self._record(request.path, body, 400)
             return too_long
         model = str(body.get("model", "echo"))
-        output, finish = self._cut(transform(model, last), body)
+        tool_call = self._tool_call(body, last) if messages[-1].get("role") == "user" else None
+        tool_answer = self._tool_answer(messages)
+        structured = self._structured(body, last)
+        if tool_call is not None:
+            output, finish = "", "tool_calls"
+        elif tool_answer is not None:
+            output, finish = self._cut(tool_answer, body)
+        elif structured is not None:
+            output, finish = structured, "stop"
+        else:
+            output, finish = self._cut(transform(model, last), body)
         self._record(request.path, body, 200)
         request_id = self._request_id()
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": count_tokens(output),
-            "total_tokens": prompt_tokens + count_tokens(output),
+            "completion_tokens": count_tokens(output) + (1 if tool_call else 0),
+            "total_tokens": prompt_tokens + count_tokens(output) + (1 if tool_call else 0),
         }
-        if body.get("stream"):
+        if body.get("stream") and tool_call is None:
             return await self._stream(request, body, model, output, finish, usage, request_id, text=last)
+        message: dict[str, Any] = {"role": "assistant", "content": output or None}
+        if tool_call is not None:
+            message["tool_calls"] = [tool_call]
         return web.json_response(
             {
                 "id": f"chatcmpl-{request_id}",
@@ -452,7 +555,7 @@ class ModelServer:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": output},
+                        "message": message,
                         "finish_reason": finish,
                         "logprobs": _chat_logprobs(body, model, output),
                     }
