@@ -38,7 +38,7 @@ def _chart_pages():
     from apps.reviews.models import ReviewRequest
 
     experiment = Experiment.objects.get(name=EXPERIMENT_NAME)
-    review = ReviewRequest.objects.get(status="open")
+    review = ReviewRequest.objects.get(status="open", version__prompt__name="support-reply")  # the A/B test's
     dataset = Dataset.objects.filter(project__slug="demo").order_by("pk").first()
     return [
         (f"/p/demo/ratings/experiments/{experiment.pk}/stats/", "#chart-win_matrix"),
