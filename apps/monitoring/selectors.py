@@ -67,7 +67,12 @@ def _parse_time(value: str, name: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise FilterProblem(name, f"{name} must be an ISO 8601 time such as 2026-01-31T12:00, not {value!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:  # in UTC: the database takes offsets up to 15:59 only, ISO 8601 allows up to 23:59
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise FilterProblem(name, f"{name} is before the year 1: {value[:40]!r}.") from None
 
 
 def filters_from(params: Any, *, now: datetime | None = None) -> MetricFilters:

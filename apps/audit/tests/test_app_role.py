@@ -60,7 +60,7 @@ def test_the_app_role_cannot_truncate_disable_or_drop_the_guards(app_role):
     with connection.cursor() as cursor:
         cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled = 'O' ORDER BY tgname")
         triggers = [row[0] for row in cursor.fetchall()]
-    assert triggers == ["audit_event_append_only", "label_gate", "prompt_version_immutable"]
+    assert triggers == ["audit_event_append_only", "include_pin_immutable", "label_gate", "prompt_version_immutable"]
 
 
 def test_the_app_role_runs_the_studio(app_role):

@@ -8,6 +8,7 @@ word "she" is the one the decision's probability hangs on.
 import time
 
 import pytest
+from django.db import transaction
 
 from apps.datasets.tests.factories import DatasetFactory, make_dataset_version
 from apps.experiments import runner, services
@@ -97,7 +98,8 @@ def test_a_production_generation_is_explained_on_an_endpoint_of_the_project(
                         "prompt": {"name": "loans", "version": version.number},
                         "variables": {"applicant": "her bakery", "amount": 900}, "output": "DENIED"}]}  # fmt: skip
     spans, traces, scores = native_batch(batch)
-    rows_write(project_id=project.pk, spans=spans, traces=traces, scores=scores)
+    with transaction.atomic():  # rows_write runs inside the ingest task's transaction
+        rows_write(project_id=project.pk, spans=spans, traces=traces, scores=scores)
     span = Span.objects.get(trace_id="t1")
     assert span.prompt_version_id == version.pk
     client = client_for(editor)
@@ -126,7 +128,8 @@ def test_what_cannot_be_explained_is_refused_with_the_reason(project, editor, me
                         "start_time": "2026-12-05T10:00:00Z", "end_time": "2026-12-05T10:00:01Z",
                         "output": "hello"}]}  # fmt: skip
     spans, traces, scores = native_batch(batch)
-    rows_write(project_id=project.pk, spans=spans, traces=traces, scores=scores)
+    with transaction.atomic():  # rows_write runs inside the ingest task's transaction
+        rows_write(project_id=project.pk, spans=spans, traces=traces, scores=scores)
     span = Span.objects.get(trace_id="t2")
     url = f"/p/{project.slug}/traces/{span.trace_id}/generations/{span.pk}/explain/"
     response = client_for(editor).post(url, {"endpoint": endpoint.pk})

@@ -204,4 +204,10 @@ def test_it_filters_and_pages_with_a_cursor(client, api, ingest_key):
         assert refused.status_code == 400 and refused.json()["field"] == query.split("=")[0], query
     bad = api(ingest_key).get("/api/v1/traces?since=last-week")
     assert bad.status_code == 400 and bad.json()["field"] == "since"
+    # An offset ISO 8601 allows and PostgreSQL does not (over 15:59) is turned into UTC, never sent as it is
+    # (the database's refusal used to spoil the connection's transaction for the next query).
+    far = api(ingest_key).get("/api/v1/traces?until=1052-07-28T10:10:19-20:24")
+    assert far.status_code == 200 and far.json()["traces"] == []
+    assert api(ingest_key).get("/api/v1/traces?until=0001-01-01T00:00:00%2B20:00").json()["field"] == "until"
+    assert len(api(ingest_key).get("/api/v1/traces").json()["traces"]) == 5  # the connection still answers
     assert api(ingest_key).get("/api/v1/traces?cursor=zzz").json()["code"] == "invalid_filter"
