@@ -513,3 +513,62 @@ def label_delete(*, prompt: Prompt, label_name: str, actor, reason: str = "") ->
     _run_guards(attempt)
     label.delete()
     _record_move(attempt, reason)
+
+
+def snippet_extract(*, version: PromptVersion, text: str, snippet_name: str, actor) -> PromptVersion:
+    """Move `text` out of a version into a new snippet prompt and include it where it was.
+
+    The snippet `snippet_name` (a new text prompt, v1 = `text`, its variables' specs taken from the
+    version) is included as `{% include "snippet_name@latest" %}` in place of every occurrence of the
+    text, in a new version of the prompt on top of `version` (which must be the newest; StaleParent
+    otherwise). Nothing is saved unless both saves succeed. Labels do not move: releasing the new
+    version goes through the gate like any other.
+    """
+    prompt = version.prompt
+    text = text.replace("\r\n", "\n")
+    if not text.strip():
+        raise ContentProblem("Paste the text to move into the snippet.")
+    content = content_of(version)
+    sources = [content.template] if version.kind == "text" else [m["content"] for m in content.messages]
+    if not any(text in source for source in sources):
+        raise ContentProblem("That text is not in this version (it must match exactly, spaces and line breaks too).")
+    include = '{% include "' + snippet_name + '@latest" %}'
+    used = {spec["name"]: spec for spec in content.variables}
+    with transaction.atomic():
+        snippet = prompt_create(
+            project=prompt.project,
+            name=snippet_name,
+            actor=actor,
+            description=f"Extracted from {prompt.name} v{version.number}.",
+        )
+        snippet_content = build_content(
+            kind="text", template=text, variable_specs=list(used.values()), project=prompt.project, prompt=snippet
+        )
+        prompt_version_create(
+            prompt=snippet,
+            content=snippet_content,
+            parent_number=None,
+            message=f"Extracted from {prompt.name} v{version.number}",
+            actor=actor,
+        )
+        if version.kind == "text":
+            changed = {"template": content.template.replace(text, include)}
+        else:
+            changed = {"messages": [{**m, "content": m["content"].replace(text, include)} for m in content.messages]}
+        new_content = build_content(
+            kind=version.kind,
+            template=changed.get("template", ""),
+            messages=changed.get("messages"),
+            config=content.config,
+            variable_specs=list(used.values()),
+            project=prompt.project,
+            prompt=prompt,
+            keep_pins=content.includes,
+        )
+        return prompt_version_create(
+            prompt=prompt,
+            content=new_content,
+            parent_number=version.number,
+            message=f"Extract the snippet {snippet_name}",
+            actor=actor,
+        )

@@ -159,6 +159,38 @@ def dependents_repin(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 @project_role_required(Role.EDITOR)
+def snippet_extract(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    """Move a piece of a version into a new snippet prompt, included where it was (a new version, for review)."""
+    prompt = selectors.prompt_get(project=request.project, name=name)
+    version = selectors.version_get(prompt=prompt, number=number)
+    snippet_name = request.POST.get("snippet_name", "").strip()
+    try:
+        saved = services.snippet_extract(
+            version=version, text=request.POST.get("text", ""), snippet_name=snippet_name, actor=request.user
+        )
+    except (services.PromptError, ContentProblem) as exc:
+        context = {
+            "prompt": prompt,
+            "version": version,
+            "newest": selectors.version_newest(prompt=prompt),
+            "version_actions": version_actions.for_version(membership=request.membership, version=version),
+            "variable_rows": _variable_rows(version.variables),
+            "include_pins": _pin_rows(version),
+            "extract_problem": str(exc),
+            "extract_form": request.POST,
+            **sample_preview(content_of(version)),
+        }
+        return render(request, "prompts/version_detail.html", context, status=400)
+    messages.success(
+        request,
+        f"Saved the snippet {snippet_name} (v1) and {prompt.name} v{saved.number}, which includes it; "
+        f"{snippet_name}'s page lists every prompt that includes it.",
+    )
+    return redirect("prompts:version", request.project.slug, prompt.name, saved.number)
+
+
+@require_POST
+@project_role_required(Role.EDITOR)
 def prompt_meta(request: HttpRequest, name: str) -> HttpResponse:
     prompt = selectors.prompt_get(project=request.project, name=name)
     form = PromptMetaForm(request.POST)
