@@ -11,9 +11,9 @@ from apps.api import responses
 from apps.api import serializers as s
 from apps.api.auth import HasWriteScope
 from apps.api.errors import ApiError
-from apps.api.views import _acting_key, _check_label, _check_name, _validated
+from apps.api.views import _acting_key, _check_label, _check_name, _validated, prompt_version_of
 from apps.prompts import services as prompt_services
-from apps.prompts.models import NAME_PATTERN, PromptVersion
+from apps.prompts.models import NAME_PATTERN
 from apps.rollouts import selectors, services
 
 ACTIONS = ("promote", "rollback", "pause", "resume")
@@ -51,12 +51,7 @@ def canaries(request: Request) -> Response:
     data = _validated(s.CanaryStartSerializer, request.data)
     api_key = _acting_key(request.auth)
     name, label = _check_name(data["prompt"]), _check_label(data["label"])
-    prompt = api_key.project.prompts.filter(name=name).first()
-    if prompt is None:
-        raise ApiError(404, "prompt_not_found", f"No prompt called '{name}' in this project.", prompt=name)
-    version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
-    if version is None:
-        raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
+    prompt, version = prompt_version_of(api_key, name, data["version"])
     options = {k: data[k] for k in ("steps", "min_volume", "min_minutes", "guardrails", "alpha") if k in data}
     try:
         rollout = services.rollout_start(

@@ -141,6 +141,17 @@ def _validated(serializer_class, data: Any) -> dict[str, Any]:
     return serializer.validated_data
 
 
+def prompt_version_of(api_key: ApiKey, name: str, number: int):
+    """(prompt, version) of the key's project, or the 404 naming which is missing."""
+    prompt = api_key.project.prompts.filter(name=name).first()
+    if prompt is None:
+        raise ApiError(404, "prompt_not_found", f"No prompt called '{name}' in this project.", prompt=name)
+    version = PromptVersion.objects.filter(prompt=prompt, number=number).first()
+    if version is None:
+        raise ApiError(404, "version_not_found", f"{name} has no version {number}.", prompt=name)
+    return prompt, version
+
+
 def _acting_key(info: KeyInfo) -> ApiKey:
     """The key as a row, re-read for every write so a key revoked a moment ago cannot write."""
     api_key = account_selectors.api_key_get_active(pk=info.id)
@@ -346,12 +357,7 @@ def label_move(request: Request, name: str, label: str) -> Response:
         raise ApiError(400, "invalid_label", "'latest' always follows the newest version; it cannot be moved.")
     data = _validated(s.LabelMoveSerializer, request.data)
     api_key = _acting_key(request.auth)
-    prompt = api_key.project.prompts.filter(name=name).first()
-    if prompt is None:
-        raise ApiError(404, "prompt_not_found", f"No prompt called '{name}' in this project.", prompt=name)
-    version = PromptVersion.objects.filter(prompt=prompt, number=data["version"]).first()
-    if version is None:
-        raise ApiError(404, "version_not_found", f"{name} has no version {data['version']}.", prompt=name)
+    prompt, version = prompt_version_of(api_key, name, data["version"])
     canary = None
     if "canary" in data:
         canary = PromptVersion.objects.filter(prompt=prompt, number=data["canary"]["version"]).first()

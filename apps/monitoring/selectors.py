@@ -14,6 +14,7 @@ from django.db.models import F, Sum
 from django.db.models.functions import Substr, TruncDay
 from django.utils import timezone
 
+from apps.core.times import as_utc
 from apps.monitoring.models import HourlyRollup, LatencyRollup, ScoreRollup
 from apps.monitoring.rollups import COST_UNIT, percentile
 from apps.ratings.stats import Z95
@@ -67,10 +68,8 @@ def _parse_time(value: str, name: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise FilterProblem(name, f"{name} must be an ISO 8601 time such as 2026-01-31T12:00, not {value!r}.") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:  # in UTC: the database takes offsets up to 15:59 only, ISO 8601 allows up to 23:59
-        return moment.astimezone(UTC)
+    try:
+        return as_utc(moment)
     except OverflowError:
         raise FilterProblem(name, f"{name} is before the year 1: {value[:40]!r}.") from None
 

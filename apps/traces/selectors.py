@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from apps.core.times import as_utc
 from apps.traces.models import Score, Span, Trace
 
 MAX_PER_PAGE = 200
@@ -67,10 +68,8 @@ def _time(value: str, name: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise FilterProblem(name, f"{name} must be an ISO 8601 time or an age such as 24h or 7d, not {value[:40]!r}.")
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:  # in UTC: the database takes offsets up to 15:59 only, ISO 8601 allows up to 23:59
-        return moment.astimezone(UTC)
+    try:
+        return as_utc(moment)
     except OverflowError:
         raise FilterProblem(name, f"{name} reaches back before the year 1: {value[:40]!r}.") from None
 
@@ -135,7 +134,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, pk = raw.split("|")
-        return datetime.fromisoformat(moment).astimezone(UTC), int(pk)
+        return as_utc(datetime.fromisoformat(moment)), int(pk)
     except (ValueError, UnicodeDecodeError, OverflowError):
         raise FilterProblem("cursor", "cursor is not one this API gave out; start again without it.") from None
 
