@@ -83,7 +83,10 @@ def test_it_writes_the_growing_output_while_the_answer_streams(project, editor, 
     assert final.status == ResultStatus.DONE and final.output == words
     partial = sorted(set(seen), key=len)
     assert len(partial) >= 3, partial  # about 1.4 s of streaming, written every 0.2 s
-    assert all(words.startswith(text) and text != words for text in partial)
+    # Each is what had arrived so far; the last may hold every word when the stream ended just before the
+    # final write (seen under load), so only the growing prefixes are asserted.
+    assert all(words.startswith(text) for text in partial)
+    assert len([text for text in partial if text != words]) >= 2
     # Throttled: far fewer writes than words would mean one write per token.
     assert len(partial) < 12
 
