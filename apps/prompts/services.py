@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.text import normalize_newlines
 
 from apps.accounts.models import Project
 from apps.audit.services import actor_repr, actor_user, audit_record
@@ -525,15 +526,13 @@ def snippet_extract(*, version: PromptVersion, text: str, snippet_name: str, act
     version goes through the gate like any other.
     """
     prompt = version.prompt
-    text = text.replace("\r\n", "\n")
+    text = normalize_newlines(text)
     if not text.strip():
         raise ContentProblem("Paste the text to move into the snippet.")
     content = content_of(version)
-    sources = [content.template] if version.kind == "text" else [m["content"] for m in content.messages]
-    if not any(text in source for source in sources):
+    if not any(text in source for _, source in content.sources()):
         raise ContentProblem("That text is not in this version (it must match exactly, spaces and line breaks too).")
     include = '{% include "' + snippet_name + '@latest" %}'
-    used = {spec["name"]: spec for spec in content.variables}
     with transaction.atomic():
         snippet = prompt_create(
             project=prompt.project,
@@ -542,7 +541,7 @@ def snippet_extract(*, version: PromptVersion, text: str, snippet_name: str, act
             description=f"Extracted from {prompt.name} v{version.number}.",
         )
         snippet_content = build_content(
-            kind="text", template=text, variable_specs=list(used.values()), project=prompt.project, prompt=snippet
+            kind="text", template=text, variable_specs=content.variables, project=prompt.project, prompt=snippet
         )
         prompt_version_create(
             prompt=snippet,
@@ -560,7 +559,7 @@ def snippet_extract(*, version: PromptVersion, text: str, snippet_name: str, act
             template=changed.get("template", ""),
             messages=changed.get("messages"),
             config=content.config,
-            variable_specs=list(used.values()),
+            variable_specs=content.variables,
             project=prompt.project,
             prompt=prompt,
             keep_pins=content.includes,

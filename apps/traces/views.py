@@ -153,7 +153,6 @@ def generation_explain(request: HttpRequest, trace_id: str, span_id: int) -> Htt
     from apps.experiments.models import Explanation
     from apps.experiments.probes import explain
     from apps.experiments.probes.views import explain_page
-    from apps.providers import selectors as provider_selectors
     from apps.traces.models import Span
 
     span = (
@@ -164,8 +163,6 @@ def generation_explain(request: HttpRequest, trace_id: str, span_id: int) -> Htt
     if span is None:
         raise Http404("No such generation in this trace.")
     model = span.model.rsplit("/", 1)[-1]
-    endpoints = provider_selectors.endpoint_list(project=request.project, active_only=True)
-    matching = next((e.pk for e in endpoints if model and e.model.rsplit("/", 1)[-1] == model), None)
     slug = request.project.slug
     context = {
         "crumbs": [(reverse("traces:list", args=[slug]), "Traces"),
@@ -181,5 +178,7 @@ def generation_explain(request: HttpRequest, trace_id: str, span_id: int) -> Htt
         latest=Explanation.objects.filter(project=request.project, source_key=source_key),
         start={"source_key": source_key},
         context=context,
-        default_endpoint=matching,
+        default_endpoint=lambda endpoints: next(
+            (e.pk for e in endpoints if model and e.model.rsplit("/", 1)[-1] == model), None
+        ),
     )

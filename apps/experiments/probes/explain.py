@@ -165,14 +165,19 @@ def occlusion(subject: Subject, tick: Callable[[], None] = lambda: None) -> list
     return [baseline, *results]
 
 
+def _all_word_slots(subject: Subject) -> list[tuple[str, int, re.Match]]:
+    """(variable, index, match) of each word of the prompt's text variables."""
+    return [
+        (name, index, match)
+        for name in subject.names
+        if isinstance(subject.inputs[name], str)
+        for index, match in enumerate(_WORD.finditer(subject.inputs[name]))
+    ]
+
+
 def word_slots(subject: Subject) -> list[tuple[str, int, re.Match]]:
-    """(variable, index, match) of each word of the text variables, at most SENSITIVITY_WORDS in all."""
-    slots = []
-    for name in subject.names:
-        value = subject.inputs[name]
-        if isinstance(value, str):
-            slots.extend((name, index, match) for index, match in enumerate(_WORD.finditer(value)))
-    return slots[:SENSITIVITY_WORDS]
+    """The words token sensitivity removes in turn: the first SENSITIVITY_WORDS of _all_word_slots."""
+    return _all_word_slots(subject)[:SENSITIVITY_WORDS]
 
 
 def _first_token_logprob(completion, token: str) -> tuple[float, bool] | None:
@@ -235,8 +240,7 @@ def token_sensitivity(subject: Subject, tick: Callable[[], None] = lambda: None)
         "logprob": round(base, 4),
         "words": [asdict(w) for w in words],
         "errors": errors,
-        "truncated": sum(len(_WORD.findall(v)) for v in subject.inputs.values() if isinstance(v, str))
-        > SENSITIVITY_WORDS,
+        "truncated": len(_all_word_slots(subject)) > SENSITIVITY_WORDS,
     }
 
 

@@ -149,13 +149,14 @@ def explain_page(
     latest: Any,
     start: dict[str, Any],
     context: dict[str, Any],
-    default_endpoint: int | None,
+    default_endpoint: Callable[[list], int | None],
 ) -> HttpResponse:
     """GET shows the latest explanation of one output; POST starts a new one.
 
     `subject_for(endpoint)` builds what is explained (explain.subject_of_cell / subject_of_span, raising
     ExplainError with the reason); `latest` is the queryset of its explanations; `start` the extra
-    arguments of explanation_start (cell= or source_key=). Used for experiment cells and, by traces, for
+    arguments of explanation_start (cell= or source_key=); `default_endpoint(endpoints)` the one to
+    preselect among the project's active endpoints. Used for experiment cells and, by traces, for
     production generations.
     """
     from apps.experiments.probes import explain
@@ -163,7 +164,7 @@ def explain_page(
     from apps.providers import selectors as provider_selectors
 
     endpoints = list(provider_selectors.endpoint_list(project=request.project, active_only=True))
-    context.update({"endpoints": endpoints, "default_endpoint": default_endpoint, "problem": "",
+    context.update({"endpoints": endpoints, "default_endpoint": default_endpoint(endpoints), "problem": "",
                     "max_words": explain.SENSITIVITY_WORDS})  # fmt: skip
     status = 200
     if request.method == "POST":
@@ -216,7 +217,7 @@ def cell_explain(request: HttpRequest, experiment_id: int, cell_id: int) -> Http
         latest=Explanation.objects.filter(cell=cell),
         start={"cell": cell},
         context=context,
-        default_endpoint=cell.variant.endpoint_id,
+        default_endpoint=lambda endpoints: cell.variant.endpoint_id,
     )
 
 
