@@ -52,14 +52,11 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))  # one process: wrk cannot pile its connections on one of two
 PROMPT = "support-reply"
+sys.path.insert(0, str(ROOT))
+from apps.prompts.tests.hostile import CONCURRENT  # noqa: E402 - the four templates the under-attack rounds render
+
+HOSTILE = [source for source, _ in CONCURRENT]
 ATTACK_ROUNDS = int(os.environ.get("BENCH_ATTACK_ROUNDS", "3"))
-# The four hostile templates of apps/api/tests/test_hostile_concurrency.py: each is refused with a 400.
-HOSTILE = [
-    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
-    "{{ ('a ' * 99000)|wordwrap(1)|wordwrap(1)|wordwrap(1)|length }}",
-    "{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
-    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
-]
 
 
 def ensure_wrk() -> str:
@@ -228,7 +225,7 @@ def under_attack(base: str, auth: dict[str, str]) -> dict[str, float]:
     statuses: list[int] = []
 
     def attack(index: int) -> None:
-        body = {"version": 1, "variables": {"items": list(range(3000))} if "items" in HOSTILE[index] else {}}
+        body = {"version": 1, "variables": CONCURRENT[index][1]}
         while not stop.is_set():
             statuses.append(post_json(f"{base}/api/v1/prompts/hostile-{index}/render", auth, body))
 

@@ -21,15 +21,7 @@ from apps.accounts.tests.factories import ProjectFactory
 from apps.api.tests.server import StudioServer
 from apps.prompts import services
 from apps.prompts.tests.factories import PromptFactory, make_version
-
-HOSTILE = [
-    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",  # killed at the wall clock
-    # Long calls in C and Python, each about 0.25 s on a quiet machine, three in a row: over the 200 ms limit
-    # however fast the machine (one alone finished within the limit on a fast one and answered 200).
-    "{{ ('a ' * 99000)|wordwrap(1)|wordwrap(1)|wordwrap(1)|length }}",
-    "{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}",
-    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
-]
+from apps.prompts.tests.hostile import CONCURRENT
 
 
 def _post(url: str, key: str, body: dict) -> int:
@@ -64,9 +56,8 @@ def test_healthz_and_a_fetch_answer_while_four_hostile_renders_run(server):
     project = ProjectFactory(slug="acme")
     greet = PromptFactory(project=project, name="greet")
     services.label_move(prompt=greet, label_name="production", version=make_version(greet, "Hi {{ name }}"), actor="t")
-    for index, source in enumerate(HOSTILE):
-        prompt = PromptFactory(project=project, name=f"hostile-{index}")
-        make_version(prompt, source, samples={"items": list(range(3000))} if "items" in source else {})
+    for index, (source, variables) in enumerate(CONCURRENT):
+        make_version(PromptFactory(project=project, name=f"hostile-{index}"), source, samples=variables)
     _, key = api_key_create(project=project, name="app", scope="read", actor="test")
     quiet_health, quiet_fetch = [], []
     for _ in range(20):
@@ -77,11 +68,11 @@ def test_healthz_and_a_fetch_answer_while_four_hostile_renders_run(server):
     statuses: list[int] = []
 
     def attack(index: int) -> None:
-        body = {"version": 1, "variables": {"items": list(range(3000))} if "items" in HOSTILE[index] else {}}
+        body = {"version": 1, "variables": CONCURRENT[index][1]}
         while not stop.is_set():
             statuses.append(_post(f"{server.url}/api/v1/prompts/hostile-{index}/render", key, body))
 
-    attackers = [threading.Thread(target=attack, args=(index,)) for index in range(len(HOSTILE))]
+    attackers = [threading.Thread(target=attack, args=(index,)) for index in range(len(CONCURRENT))]
     for thread in attackers:
         thread.start()
     try:

@@ -174,3 +174,15 @@ PAYLOADS: list[tuple[str, str, dict]] = [
     ("deep-caller-data", "{{ data }}", {"data": __import__("functools").reduce(lambda a, _: [a], range(900), [])}),
     ("long-template", "x" * 200_000, {}),
 ]
+
+
+# Four at once on one web process (apps/api/tests/test_hostile_concurrency.py and bench/fetch.py's
+# under-attack rounds): (template, variables), each refused with a 400.
+CONCURRENT: list[tuple[str, dict]] = [
+    ("{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}", {}),  # wall clock
+    # Long calls in C and Python, each about 0.25 s on a quiet machine, three in a row: over the 200 ms limit
+    # however fast the machine (one alone finished within the limit on a fast one and answered 200).
+    ("{{ ('a ' * 99000)|wordwrap(1)|wordwrap(1)|wordwrap(1)|length }}", {}),
+    ("{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}", {"items": list(range(3000))}),
+    ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}", {}),
+]
