@@ -2,7 +2,7 @@
 
 Rollups are kept by the ingest task (apps/monitoring/rollups.py, through the
 traces app's write listeners), one row per project, prompt version, model and
-hour; the dashboards read only them. `prompt_version_id` is 0 for generations
+hour, and the same sums per UTC day; the dashboards read only them. `prompt_version_id` is 0 for generations
 linked to no version (a plain integer, not a foreign key, so the key is unique
 on every database); `prompt_id` is 0 likewise.
 """
@@ -15,12 +15,13 @@ from django.db import models
 from apps.accounts.models import Project
 
 
-class HourlyRollup(models.Model):
+class GenerationSums(models.Model):
+    """What a rollup row adds up for the generations of one prompt version and model in its period."""
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     prompt_id = models.BigIntegerField(default=0)
     prompt_version_id = models.BigIntegerField(default=0)
     model = models.CharField(max_length=200, blank=True)
-    hour = models.DateTimeField()
     count = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     latency_ms_sum = models.FloatField(default=0)
@@ -28,6 +29,43 @@ class HourlyRollup(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cost_units = models.BigIntegerField(default=0, help_text="Cost in units of 1e-8 (exact sums on every database).")
     empty_outputs = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class LatencyCounts(models.Model):
+    """Generations per latency bucket (log-spaced, apps/monitoring/rollups.py) for p50/p95/p99."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    bucket = models.SmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ScoreSums(models.Model):
+    """Numeric and boolean feedback (and online evaluation scores) per name, on the generation's key and period."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100)
+    count = models.BigIntegerField(default=0)
+    total = models.FloatField(default=0)
+    total_sq = models.FloatField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(GenerationSums):
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -42,16 +80,8 @@ class HourlyRollup(models.Model):
         return f"hourly rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
 
 
-class LatencyRollup(models.Model):
-    """Generations per latency bucket (log-spaced, apps/monitoring/rollups.py) for p50/p95/p99."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    prompt_id = models.BigIntegerField(default=0)
-    prompt_version_id = models.BigIntegerField(default=0)
-    model = models.CharField(max_length=200, blank=True)
+class LatencyRollup(LatencyCounts):
     hour = models.DateTimeField()
-    bucket = models.SmallIntegerField()
-    count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -65,18 +95,8 @@ class LatencyRollup(models.Model):
         return f"latency rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
 
 
-class ScoreRollup(models.Model):
-    """Numeric and boolean feedback (and online evaluation scores) per name, on the generation's key and hour."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    prompt_id = models.BigIntegerField(default=0)
-    prompt_version_id = models.BigIntegerField(default=0)
-    model = models.CharField(max_length=200, blank=True)
+class ScoreRollup(ScoreSums):
     hour = models.DateTimeField()
-    name = models.CharField(max_length=100)
-    count = models.BigIntegerField(default=0)
-    total = models.FloatField(default=0)
-    total_sq = models.FloatField(default=0)
 
     class Meta:
         constraints = [
@@ -88,6 +108,57 @@ class ScoreRollup(models.Model):
 
     def __str__(self) -> str:
         return f"score rollup {self.prompt_version_id}/{self.model} at {self.hour:%Y-%m-%d %H}:00"
+
+
+# The same sums per UTC day (`day` is the day's midnight in UTC), kept beside the hourly rows by the same
+# upserts, so a month per day reads 24 times fewer rows (the dashboard reads whole days here, the ragged
+# edges of its range from the hourly tables).
+
+
+class DailyRollup(GenerationSums):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prompt_version_id", "model", "day"], name="daily_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "day"], name="daily_rollup_project_day")]
+
+    def __str__(self) -> str:
+        return f"daily rollup {self.prompt_version_id}/{self.model} on {self.day:%Y-%m-%d}"
+
+
+class DailyLatencyRollup(LatencyCounts):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prompt_version_id", "model", "day", "bucket"],
+                name="daily_latency_rollup_unique_key",
+            )
+        ]
+        indexes = [models.Index(fields=["project", "day"], name="daily_latency_project_day")]
+
+    def __str__(self) -> str:
+        return f"daily latency rollup {self.prompt_version_id}/{self.model} on {self.day:%Y-%m-%d}"
+
+
+class DailyScoreRollup(ScoreSums):
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "prompt_version_id", "model", "day", "name"], name="daily_score_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "day"], name="daily_score_project_day")]
+
+    def __str__(self) -> str:
+        return f"daily score rollup {self.prompt_version_id}/{self.model} on {self.day:%Y-%m-%d}"
 
 
 class DriftReport(models.Model):

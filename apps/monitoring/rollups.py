@@ -3,7 +3,9 @@
 The traces app tells `on_written` which spans and scores a write added (never a
 duplicate: apps/traces/hooks.py), inside the batch's transaction; this adds
 their deltas with one upsert per table (`count = count + excluded.count`), so
-a late batch lands in its own hour and a retried one adds nothing.
+a late batch lands in its own hour and a retried one adds nothing. The same
+upserts keep the daily tables (the hourly deltas added up per UTC day), which
+the dashboard reads for the whole days of a range.
 
 What a rollup counts (the same definition `raw_aggregate` computes from the raw rows):
 - each generation span (kind `generation`) in the hour of its start, on its
@@ -19,13 +21,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
 
-from apps.monitoring.models import HourlyRollup, LatencyRollup, ScoreRollup
+from apps.monitoring.models import (
+    DailyLatencyRollup,
+    DailyRollup,
+    DailyScoreRollup,
+    HourlyRollup,
+    LatencyRollup,
+    ScoreRollup,
+)
 from apps.traces.hooks import Written
 from apps.traces.models import Score, Span
 
@@ -33,6 +42,7 @@ BUCKET_BASE = 1.1  # each latency bucket is 10% wider than the one below: percen
 MAX_BUCKET = 200
 COST_UNIT = Decimal("100000000")
 
+GENERATION_SUMS = ("count", "errors", "latency_ms_sum", "input_tokens", "output_tokens", "cost_units", "empty_outputs")
 GEN_FIELDS = (
     "trace_id", "span_id", "prompt_version_id", "model", "start_time", "duration_ms", "status",
     "input_tokens", "output_tokens", "cost", "output_text",
@@ -70,6 +80,25 @@ def percentile(buckets: dict[int, int], q: float) -> float | None:
 
 def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    """The UTC midnight of `moment`'s day (the daily rollups' key)."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def by_day(hourly: dict[tuple, Any]) -> dict[tuple, Any]:
+    """Sums keyed (version, model, hour, *rest) added up per (version, model, day, *rest)."""
+    daily: dict[tuple, Any] = {}
+    for key, value in hourly.items():
+        day_key = (key[0], key[1], day_of(key[2]), *key[3:])
+        if isinstance(value, list):
+            daily[day_key] = (
+                [a + b for a, b in zip(daily[day_key], value, strict=True)] if day_key in daily else list(value)
+            )
+        else:
+            daily[day_key] = daily.get(day_key, 0) + value
+    return daily
 
 
 def cost_units(cost: Any) -> int:
@@ -120,24 +149,22 @@ class Deltas:
     def write(self, project_id: int) -> None:
         versions = {k[0] for k in self.hourly} | {k[0] for k in self.scores}
         prompts = _prompt_ids(versions)
-        _upsert(
-            HourlyRollup,
-            ("prompt_version_id", "model", "hour"),
-            ("count", "errors", "latency_ms_sum", "input_tokens", "output_tokens", "cost_units", "empty_outputs"),
-            [(project_id, prompts.get(k[0], 0), *k, *v) for k, v in self.hourly.items()],
+        tables = (
+            (HourlyRollup, DailyRollup, (), GENERATION_SUMS, self.hourly),
+            (LatencyRollup, DailyLatencyRollup, ("bucket",), ("count",), self.latency),
+            (ScoreRollup, DailyScoreRollup, ("name",), ("count", "total", "total_sq"), self.scores),
         )
-        _upsert(
-            LatencyRollup,
-            ("prompt_version_id", "model", "hour", "bucket"),
-            ("count",),
-            [(project_id, prompts.get(k[0], 0), *k, v) for k, v in self.latency.items()],
-        )
-        _upsert(
-            ScoreRollup,
-            ("prompt_version_id", "model", "hour", "name"),
-            ("count", "total", "total_sq"),
-            [(project_id, prompts.get(k[0], 0), *k, *v) for k, v in self.scores.items()],
-        )
+        for hourly_model, daily_model, extra_key, sums, deltas in tables:
+            for model, period, rows in ((hourly_model, "hour", deltas), (daily_model, "day", by_day(deltas))):
+                _upsert(
+                    model,
+                    ("prompt_version_id", "model", period, *extra_key),
+                    sums,
+                    [
+                        (project_id, prompts.get(k[0], 0), *k, *(v if isinstance(v, list) else [v]))
+                        for k, v in rows.items()
+                    ],
+                )
 
 
 def _upsert(model, key_fields: tuple[str, ...], sum_fields: tuple[str, ...], rows: list[tuple]) -> None:
@@ -215,7 +242,7 @@ def on_written(written: Written) -> None:
 def rollups_rebuild(*, project_id: int) -> int:
     """Recompute a project's rollups from its raw rows (after a restore, or for data written before monitoring)."""
     with transaction.atomic():
-        for model in (HourlyRollup, LatencyRollup, ScoreRollup):
+        for model in (HourlyRollup, LatencyRollup, ScoreRollup, DailyRollup, DailyLatencyRollup, DailyScoreRollup):
             model.objects.filter(project_id=project_id).delete()
         keys = list(Span.objects.filter(project_id=project_id, kind="generation").values_list("trace_id", "span_id"))
         for chunk in _chunks(keys, 5000):
@@ -243,22 +270,34 @@ def raw_aggregate(*, project_id: int) -> dict[str, dict]:
     hourly = {k: list(v) for k, v in deltas.hourly.items()}
     latency = dict(deltas.latency)
     scores = {k: list(v) for k, v in deltas.scores.items()}
-    return {"hourly": hourly, "latency": latency, "scores": scores}
+    return {
+        "hourly": hourly,
+        "latency": latency,
+        "scores": scores,
+        "daily": by_day(hourly),
+        "daily_latency": by_day(latency),
+        "daily_scores": by_day(scores),
+    }
 
 
 def stored_rollups(*, project_id: int) -> dict[str, dict]:
-    hourly = {
-        (r.prompt_version_id, r.model, r.hour): [
-            r.count, r.errors, r.latency_ms_sum, r.input_tokens, r.output_tokens, r.cost_units, r.empty_outputs
-        ]
-        for r in HourlyRollup.objects.filter(project_id=project_id)
-    }  # fmt: skip
-    latency = {
-        (r.prompt_version_id, r.model, r.hour, r.bucket): r.count
-        for r in LatencyRollup.objects.filter(project_id=project_id)
+    """Every stored rollup row as {key: sums}, keyed as `raw_aggregate` keys them."""
+
+    def rows(model, period: str, extra: tuple[str, ...], sums: tuple[str, ...]) -> dict:
+        out = {}
+        for r in model.objects.filter(project_id=project_id).values(
+            "prompt_version_id", "model", period, *extra, *sums
+        ):
+            key = (r["prompt_version_id"], r["model"], r[period], *(r[e] for e in extra))
+            out[key] = [r[s] for s in sums] if len(sums) > 1 else r[sums[0]]
+        return out
+
+    score_sums = ("count", "total", "total_sq")
+    return {
+        "hourly": rows(HourlyRollup, "hour", (), GENERATION_SUMS),
+        "latency": rows(LatencyRollup, "hour", ("bucket",), ("count",)),
+        "scores": rows(ScoreRollup, "hour", ("name",), score_sums),
+        "daily": rows(DailyRollup, "day", (), GENERATION_SUMS),
+        "daily_latency": rows(DailyLatencyRollup, "day", ("bucket",), ("count",)),
+        "daily_scores": rows(DailyScoreRollup, "day", ("name",), score_sums),
     }
-    scores = {
-        (r.prompt_version_id, r.model, r.hour, r.name): [r.count, r.total, r.total_sq]
-        for r in ScoreRollup.objects.filter(project_id=project_id)
-    }
-    return {"hourly": hourly, "latency": latency, "scores": scores}

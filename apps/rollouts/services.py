@@ -258,16 +258,22 @@ def _person(rollout: Rollout, actor: Any, what: str) -> None:
         require_role(project_id=rollout.project_id, actor=actor, role=Role.EDITOR, what=what)
 
 
+def _active_for(rollout_id: int, actor: Any, what: str) -> Rollout:
+    """The canary, locked, still active, and the actor allowed to act on it."""
+    rollout = _lock(rollout_id)
+    if rollout is None:
+        raise RolloutError("No such canary.")
+    _require_active(rollout)
+    _person(rollout, actor, what)
+    return rollout
+
+
 @transaction.atomic
 def rollout_promote(
     *, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None, reason: str = ""
 ) -> Rollout:
     """Move the canary to its next step (the last step ends it: the label points at the canary alone)."""
-    rollout = _lock(rollout_id)
-    if rollout is None:
-        raise RolloutError("No such canary.")
-    _require_active(rollout)
-    _person(rollout, actor, "Promoting a canary")
+    rollout = _active_for(rollout_id, actor, "Promoting a canary")
     if not _label_matches(rollout):
         raise RolloutError(f"{rollout.label_name} was moved outside this canary; start a new canary instead.")
     before = rollout.weight
@@ -305,11 +311,7 @@ def rollout_rollback(
     *, rollout_id: int, actor: Any, automatic: bool = False, evidence: dict | None = None, reason: str = ""
 ) -> Rollout:
     """Send all traffic back to the stable version: always allowed (the gate vets nothing new)."""
-    rollout = _lock(rollout_id)
-    if rollout is None:
-        raise RolloutError("No such canary.")
-    _require_active(rollout)
-    _person(rollout, actor, "Rolling back a canary")
+    rollout = _active_for(rollout_id, actor, "Rolling back a canary")
     before = rollout.weight
     why = reason or ("automatic: a guardrail is worse beyond its tolerance" if automatic else "rolled back by hand")
     _move(
@@ -337,11 +339,7 @@ def rollout_rollback(
 @transaction.atomic
 def rollout_pause(*, rollout_id: int, actor: Any, pause: bool = True) -> Rollout:
     """Pause (the watcher neither promotes nor rolls back; the split stays) or resume a canary."""
-    rollout = _lock(rollout_id)
-    if rollout is None:
-        raise RolloutError("No such canary.")
-    _require_active(rollout)
-    _person(rollout, actor, "Pausing a canary")
+    rollout = _active_for(rollout_id, actor, "Pausing a canary")
     wanted = RolloutStatus.PAUSED if pause else RolloutStatus.RUNNING
     if rollout.status == wanted:
         return rollout

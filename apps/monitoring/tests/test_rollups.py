@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.monitoring import rollups
-from apps.monitoring.models import HourlyRollup
+from apps.monitoring.models import DailyRollup, HourlyRollup
 from apps.traces import ingest
 from apps.traces.records import native_batch
 from apps.traces.tests.factories import generation, new_id
@@ -52,15 +52,17 @@ def _traffic(rng, n_traces=40):
 def _assert_equal(project):
     raw = rollups.raw_aggregate(project_id=project.pk)
     stored = rollups.stored_rollups(project_id=project.pk)
-    assert raw["latency"] == stored["latency"]
-    assert raw["hourly"].keys() == stored["hourly"].keys()
-    for key, values in raw["hourly"].items():
-        got = stored["hourly"][key]
-        assert got[:2] == values[:2] and got[3:] == values[3:], key
-        assert got[2] == pytest.approx(values[2])
-    assert raw["scores"].keys() == stored["scores"].keys()
-    for key, values in raw["scores"].items():
-        assert stored["scores"][key] == pytest.approx(values), key
+    # the hourly tables, and the daily ones beside them
+    for hourly, latency, scores in (("hourly", "latency", "scores"), ("daily", "daily_latency", "daily_scores")):
+        assert raw[latency] == stored[latency]
+        assert raw[hourly].keys() == stored[hourly].keys()
+        for key, values in raw[hourly].items():
+            got = stored[hourly][key]
+            assert got[:2] == values[:2] and got[3:] == values[3:], key
+            assert got[2] == pytest.approx(values[2])
+        assert raw[scores].keys() == stored[scores].keys()
+        for key, values in raw[scores].items():
+            assert stored[scores][key] == pytest.approx(values), key
 
 
 def test_rollups_equal_raw_aggregates_after_out_of_order_duplicate_and_late_batches(project, released):
@@ -92,6 +94,7 @@ def test_rollups_equal_raw_aggregates_after_out_of_order_duplicate_and_late_batc
     ingest.batch_expand(batch_id=_accept(project, late).pk)
     _assert_equal(project)
     assert HourlyRollup.objects.filter(hour=rollups.hour_of(old.replace(tzinfo=UTC))).exists()
+    assert DailyRollup.objects.filter(day=rollups.day_of(old)).exists()
     total = sum(r.count for r in HourlyRollup.objects.filter(project=project))
     assert total == len(gens) + 1
 
@@ -114,3 +117,58 @@ def test_percentiles_from_buckets_are_within_five_percent():
     for q in (0.5, 0.95, 0.99):
         exact = values[int(q * len(values)) - 1]
         assert rollups.percentile(buckets, q) == pytest.approx(exact, rel=0.05)
+
+
+def test_a_month_per_day_reads_whole_days_from_the_daily_rows_and_gives_the_hourly_figures(project, released):
+    """The dashboard per day over a range with ragged edges: daily rows inside, hourly rows at the edges."""
+    from apps.monitoring import selectors
+    from apps.monitoring.models import DailyLatencyRollup
+
+    rng = random.Random(11)
+    now = datetime.now(UTC).replace(minute=17)
+    gens = []
+    for i in range(120):
+        start = now - timedelta(hours=rng.uniform(0, 24 * 9))
+        item = generation(new_id(), span_id="g0", start=start, prompt={"name": "greet", "version": 1 + i % 2})
+        item["end_time"] = (start + timedelta(milliseconds=rng.lognormvariate(6, 1))).isoformat()
+        gens.append(item)
+    ingest.batch_expand(batch_id=_accept(project, {"generations": gens}).pk)
+    since = now - timedelta(days=7, hours=5)
+    per_day = selectors.metrics(
+        project_id=project.pk, f=selectors.MetricFilters(range="custom", since=since, until=now, step="day")
+    )
+    # The same figures from the hourly rows alone, added up per day here.
+    per_hour = selectors.metrics(
+        project_id=project.pk, f=selectors.MetricFilters(range="custom", since=since, until=now, step="hour")
+    )
+    in_range = [g for g in gens if rollups.hour_of(since) <= datetime.fromisoformat(g["start_time"]) < now]
+    assert per_day["overall"]["volume"] == per_hour["overall"]["volume"] == len(in_range)
+    assert per_day["overall"]["p95"] == pytest.approx(per_hour["overall"]["p95"])
+    for day_version, hour_version in zip(per_day["versions"], per_hour["versions"], strict=True):
+        days: dict = {}
+        for point in hour_version["points"]:
+            days[rollups.day_of(point["at"])] = days.get(rollups.day_of(point["at"]), 0) + point["volume"]
+        assert {p["at"]: p["volume"] for p in day_version["points"]} == days
+    # Whole days came from the daily rows: with them emptied, only the edges' hours are left.
+    DailyRollup.objects.filter(project=project).delete()
+    DailyLatencyRollup.objects.filter(project=project).delete()
+    edges = selectors.metrics(
+        project_id=project.pk, f=selectors.MetricFilters(range="custom", since=since, until=now, step="day")
+    )
+    first_day = rollups.day_of(since) + timedelta(days=1)
+    last_day = rollups.day_of(now)
+    at_edges = [g for g in in_range if not first_day <= datetime.fromisoformat(g["start_time"]) < last_day]
+    assert 0 < edges["overall"]["volume"] == len(at_edges) < len(in_range)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_the_daily_rows_from_the_hourly_ones(project, released):
+    from django.core.management import call_command
+
+    gens, scores = _traffic(random.Random(5), n_traces=20)
+    ingest.batch_expand(batch_id=_accept(project, {"generations": gens, "scores": scores}).pk)
+    before = rollups.stored_rollups(project_id=project.pk)
+    call_command("migrate", "monitoring", "0002", verbosity=0)
+    call_command("migrate", "monitoring", verbosity=0)
+    after = rollups.stored_rollups(project_id=project.pk)
+    assert after["daily"] and after == before
