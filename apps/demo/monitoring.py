@@ -32,12 +32,14 @@ def _shifted_traffic(project: Project, now: datetime) -> int:
     version = label.version
     rng = random.Random(31)  # noqa: S311 - demo data, reproducible
     spans, traces = [], []
-    for _ in range(160):
+    for _ in range(200):
         start = now - timedelta(hours=12) + timedelta(seconds=rng.uniform(0, 12 * 3600 - 60))
         trace_id = uuid.uuid4().hex
         ticket, answer, _category = rng.choice(TICKETS)
         name = rng.choice(NAMES)
-        product = "Acme Shop" if rng.random() < 0.7 else rng.choice(["Acme Cloud", "Acme Billing"])
+        # 90% Acme Shop against a third before: a finding whatever the hour the demo is seeded at (the
+        # reference half-day's traffic follows office hours, 30 to 90 generations).
+        product = "Acme Shop" if rng.random() < 0.9 else rng.choice(["Acme Cloud", "Acme Billing"])
         variables = {"product": product, "customer_name": name, "ticket": ticket, "known_issues": []}
         error = rng.random() < 0.12
         spans.append(_generation(rng, trace_id, "", start, version, "production", variables, answer.format(name=name),

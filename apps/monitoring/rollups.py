@@ -239,34 +239,44 @@ def on_written(written: Written) -> None:
     deltas.write(project_id)
 
 
+def _count_all(project_id: int) -> tuple[Deltas, int]:
+    """A project's rollups counted from its raw rows in one pass over its generations (scores held by trace)."""
+    scores: dict[str, list[tuple]] = defaultdict(list)
+    for trace_id, span_id, name, value in (
+        Score.objects.filter(project_id=project_id, value__isnull=False)
+        .values_list("trace_id", "span_id", "name", "value")
+        .iterator(chunk_size=10_000)
+    ):
+        scores[trace_id].append((span_id, name, value))
+    deltas = Deltas()
+    count = 0
+    gens = Span.objects.filter(project_id=project_id, kind="generation").values(*GEN_FIELDS)
+    for gen in gens.iterator(chunk_size=10_000):
+        count += 1
+        deltas.add_generation(gen)
+        for span_id, name, value in scores.get(gen["trace_id"], ()):
+            if not span_id or span_id == gen["span_id"]:
+                deltas.add_score(gen, name, value)
+    return deltas, count
+
+
 def rollups_rebuild(*, project_id: int) -> int:
-    """Recompute a project's rollups from its raw rows (after a restore, or for data written before monitoring)."""
+    """Recompute a project's rollups from its raw rows (after a restore, or for data written before monitoring).
+
+    One pass over the generations, and each rollup row inserted once (not updated once per chunk, which
+    would leave a dead row version per update inside one transaction on PostgreSQL).
+    """
     with transaction.atomic():
         for model in (HourlyRollup, LatencyRollup, ScoreRollup, DailyRollup, DailyLatencyRollup, DailyScoreRollup):
             model.objects.filter(project_id=project_id).delete()
-        keys = list(Span.objects.filter(project_id=project_id, kind="generation").values_list("trace_id", "span_id"))
-        for chunk in _chunks(keys, 5000):
-            on_written(Written(project_id=project_id, span_keys=chunk))
-    return len(keys)
+        deltas, count = _count_all(project_id)
+        deltas.write(project_id)
+    return count
 
 
 def raw_aggregate(*, project_id: int) -> dict[str, dict]:
     """The rollups' figures computed from the raw rows (tests and the benchmark compare the two)."""
-    hourly: dict[tuple, list] = {}
-    latency: dict[tuple, int] = defaultdict(int)
-    scores: dict[tuple, list] = {}
-    gens = list(Span.objects.filter(project_id=project_id, kind="generation").values(*GEN_FIELDS))
-    deltas = Deltas()
-    by_trace: dict[str, list[dict]] = defaultdict(list)
-    for gen in gens:
-        deltas.add_generation(gen)
-        by_trace[gen["trace_id"]].append(gen)
-    for trace_id, span_id, name, value in Score.objects.filter(project_id=project_id, value__isnull=False).values_list(
-        "trace_id", "span_id", "name", "value"
-    ):
-        for gen in by_trace.get(trace_id, []):
-            if not span_id or span_id == gen["span_id"]:
-                deltas.add_score(gen, name, value)
+    deltas, _ = _count_all(project_id)
     hourly = {k: list(v) for k, v in deltas.hourly.items()}
     latency = dict(deltas.latency)
     scores = {k: list(v) for k, v in deltas.scores.items()}

@@ -369,7 +369,11 @@ def filter_choices(*, project_id: int) -> dict[str, list]:
         "prompts": list(Prompt.objects.filter(project_id=project_id).order_by("name").values_list("name", flat=True)),
         "labels": sorted(set(Label.objects.filter(prompt__project_id=project_id).values_list("name", flat=True))),
         "models": sorted(
-            set(HourlyRollup.objects.filter(project_id=project_id).exclude(model="").values_list("model", flat=True))
+            DailyRollup.objects.filter(project_id=project_id)
+            .exclude(model="")
+            .values_list("model", flat=True)
+            .distinct()
+            .order_by()
         ),
         "ranges": list(RANGES),
     }
