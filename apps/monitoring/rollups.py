@@ -173,7 +173,10 @@ def _generations(project_id: int, keys: list[tuple[str, str]]) -> list[dict]:
 def on_written(written: Written) -> None:
     """Add what one ingest write added (its new spans and scores) to the rollups. Runs in the batch's transaction."""
     project_id = written.project_id
-    new_gens = _generations(project_id, written.span_keys) if written.span_keys else []
+    if written.generations is not None:
+        new_gens = written.generations
+    else:
+        new_gens = _generations(project_id, written.span_keys) if written.span_keys else []
     new_gen_keys = {(g["trace_id"], g["span_id"]) for g in new_gens}
     deltas = Deltas()
     for gen in new_gens:

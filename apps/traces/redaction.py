@@ -33,15 +33,22 @@ _NAMED_SECRET = re.compile(
 
 
 # Every secret pattern contains one of these (lower-cased); a text with none is not scanned further.
-_MARKERS = ("sk-", "ps_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "gsk_", "private key",
-            "key", "secret", "passw", "token", "bearer")  # fmt: skip
+# ("private key" is covered by "key".) A plain loop of `in` tests on the lower-cased text: faster than any()
+# over a generator, and than one alternation regex, which Python's engine tries position by position.
+_MARKERS = ("sk-", "ps_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "gsk_", "key",
+            "secret", "passw", "token", "bearer")  # fmt: skip
+
+
+def _has_marker(text: str) -> bool:
+    lowered = text.lower()
+    for marker in _MARKERS:
+        if marker in lowered:
+            return True
+    return False
 
 
 def mask_secrets(text: str) -> str:
-    if len(text) < 12:
-        return text
-    lowered = text.lower()
-    if not any(marker in lowered for marker in _MARKERS):
+    if len(text) < 12 or not _has_marker(text):
         return text
     text = _SECRETS.sub(SECRET_MASK, text)
     return _NAMED_SECRET.sub(lambda m: m.group(1) + SECRET_MASK, text)
