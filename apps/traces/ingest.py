@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
@@ -169,8 +170,11 @@ def batch_failed(*, batch_id: int, error: str) -> None:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _dt(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def _resolve_prompts(project_id: int, spans: list[SpanRecord]) -> dict[tuple[str, int | None, str], tuple[Any, ...]]:
@@ -222,9 +226,6 @@ def _lock_traces(project_id: int, trace_ids: list[str]) -> None:
         cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k) AS keys", [keys])
 
 
-_NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - SQLite stores UTC times naive, as Django writes them
-
-
 class _Prepared:
     """A write's span rows built before its transaction: the rows as the database takes them (JSON columns
     encoded, times adapted), their keys, and per trace the fields a trace summary reads, in stored order."""
@@ -262,13 +263,12 @@ def _prepare(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> 
         encoded_flags = flags_json.get(flags_key)
         if encoded_flags is None:
             encoded_flags = flags_json[flags_key] = _json(flags)
-        start, end = _dt(s.start_us), _dt(s.end_us)
+        start, end = _EPOCH + timedelta(microseconds=s.start_us), _EPOCH + timedelta(microseconds=s.end_us)
         duration = (s.end_us - s.start_us) / 1000
         status = "error" if s.error else "ok"
         cost = Decimal(str(s.cost)) if s.cost is not None else None
         if sqlite:  # what Django's adapt_datetimefield_value writes: the naive UTC time, str()
-            start_db = str(_NAIVE_EPOCH + timedelta(microseconds=s.start_us))
-            end_db = str(_NAIVE_EPOCH + timedelta(microseconds=s.end_us))
+            start_db, end_db = str(start.replace(tzinfo=None)), str(end.replace(tzinfo=None))
         else:
             start_db, end_db = start, end
         rows.append(
@@ -369,7 +369,11 @@ def bulk_insert_ignore(
                     for i in json_at:
                         row[i] = _json(row[i])
                     for i in datetime_at:
-                        row[i] = ops.adapt_datetimefield_value(row[i])
+                        value = row[i]
+                        if value is not None and value.tzinfo is UTC:  # as adapt_datetimefield_value writes it
+                            row[i] = str(value.replace(tzinfo=None))
+                        else:
+                            row[i] = ops.adapt_datetimefield_value(value)
                     prepared.append(row)
             else:
                 prepared = rows
@@ -430,18 +434,37 @@ def rows_write(
         )
 
 
+def _select_in(sql: str, params: list[Any], ids: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (ending in `IN`) for `ids`, 500 per statement, on a bare cursor: these reads run for
+    every batch with hundreds of ids, where building the ORM's IN lookup costs more than the query."""
+    found: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(ids):
+            cursor.execute(f"{sql} ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
+            found += cursor.fetchall()
+    return found
+
+
 def _stored_span_keys(project_id: int, trace_ids: list[str]) -> set[tuple[str, str]]:
-    stored: set[tuple[str, str]] = set()
-    for ids in _chunks(trace_ids):
-        stored.update(Span.objects.filter(project_id=project_id, trace_id__in=ids).values_list("trace_id", "span_id"))
-    return stored
+    sql = f"SELECT trace_id, span_id FROM {Span._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
+    return set(_select_in(sql, [project_id], trace_ids))
 
 
 def _stored_trace_ids(project_id: int, trace_ids: list[str]) -> set[str]:
-    stored: set[str] = set()
-    for ids in _chunks(trace_ids):
-        stored.update(Trace.objects.filter(project_id=project_id, trace_id__in=ids).values_list("trace_id", flat=True))
-    return stored
+    sql = f"SELECT trace_id FROM {Trace._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
+    return {row[0] for row in _select_in(sql, [project_id], trace_ids)}
+
+
+def _feedback(project_id: int, trace_ids: list[str]) -> dict[str, list[float]]:
+    """The values of the feedback scores (not the studio's own) on each trace."""
+    sql = (
+        f"SELECT trace_id, value FROM {Score._meta.db_table} WHERE project_id = %s AND value IS NOT NULL "  # noqa: S608
+        "AND source <> %s AND trace_id IN"
+    )
+    feedback: dict[str, list[float]] = defaultdict(list)
+    for trace_id, value in _select_in(sql, [project_id, PROGRAM_SCORE_SOURCE], trace_ids):
+        feedback[trace_id].append(value)
+    return feedback
 
 
 def _new_score_ids(project_id: int, scores: list[ScoreRecord]) -> list[str]:
@@ -476,6 +499,8 @@ class _TraceRow:
         self.feedback_count = 0
         self.feedback_mean = self.updated_at = None
 
+
+_trace_columns = operator.attrgetter(*TRACE_COLUMNS)
 
 SUMMARY_FIELDS = (
     "trace_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status", "model", "input_tokens",
@@ -514,14 +539,7 @@ def traces_recompute(
                     from_spans[s.trace_id][key] = getattr(s, key)
     now = timezone.now()
     rows: list[Any] = []
-    feedback: dict[str, list[float]] = defaultdict(list)
-    for ids in _chunks(trace_ids):
-        for trace_id, value in (
-            Score.objects.filter(project_id=project_id, trace_id__in=ids, value__isnull=False)
-            .exclude(source=PROGRAM_SCORE_SOURCE)
-            .values_list("trace_id", "value")
-        ):
-            feedback[trace_id].append(value)
+    feedback = _feedback(project_id, trace_ids)
     for trace_id, rows_of in fresh.items():
         trace = _TraceRow(project_id, trace_id)
         _summarize(
@@ -560,7 +578,7 @@ def traces_recompute(
         bulk_insert_ignore(
             Trace._meta.db_table,
             TRACE_COLUMNS,
-            [tuple(getattr(t, c) for c in TRACE_COLUMNS) for t in rows],
+            [_trace_columns(t) for t in rows],
             {"tags", "metadata", "flags"},
             on_conflict=f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {updated}",
         )
@@ -582,7 +600,31 @@ def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dic
             trace.metadata = {**(trace.metadata or {}), **record.metadata}
     for key, value in attrs.items():
         setattr(trace, key, value)
-    if spans:
+    if len(spans) == 1:  # most traces: the same sums as below, without the lists
+        s = spans[0]
+        generation = s[3] == "generation"
+        trace.start_time, trace.end_time = s[4], s[5]
+        trace.duration_ms = (s[5] - s[4]).total_seconds() * 1000
+        trace.status = "error" if s[6] == "error" else "ok"
+        trace.span_count = 1
+        trace.generation_count = 1 if generation else 0
+        trace.input_tokens, trace.output_tokens = s[8] or 0, s[9] or 0
+        trace.cost = s[10]
+        trace.model = s[7] if generation and s[7] else ""
+        if s[11]:
+            trace.prompt_name, trace.prompt_version_number, trace.prompt_label, trace.prompt_version_id = s[11:15]
+        else:
+            trace.prompt_name, trace.prompt_version_number, trace.prompt_label, trace.prompt_version_id = (
+                "",
+                None,
+                "",
+                None,
+            )
+        if not s[1] or not trace.name:
+            trace.name = s[2]
+        trace.input_text, trace.output_text = s[15] or "", s[16] or ""
+        trace.flags = sorted(set(s[17])) if s[17] else []
+    elif spans:
         root = next((s for s in spans if not s[1]), spans[0])
         generations = [s for s in spans if s[3] == "generation"]
         trace.start_time = min(s[4] for s in spans)

@@ -153,11 +153,18 @@ class JsonText(str):
     __slots__ = ()
 
 
+# One encoder, built once (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_EMPTY = {list: JsonText("[]"), dict: JsonText("{}")}
+
+
 def json_text(value: Any) -> JsonText | None:
     """`value` as the JSON text a JSON column stores (None stays SQL NULL); no NUL character."""
     if value is None or value.__class__ is JsonText:
         return value
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if not value and value.__class__ in _EMPTY:
+        return _EMPTY[value.__class__]
+    text = _encode(value)
     if "\\u0000" in text:
         text = _NUL_ESCAPE.sub(r"\1", text)
     return JsonText(text)
@@ -188,7 +195,7 @@ def payload_dumps(spans: list[SpanRecord], traces: list[TraceRecord], scores: li
         "traces": [vars(t) for t in traces],
         "scores": [vars(s) for s in scores],
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _encode(document)
     if "\\u0000" in text:
         text = _NUL_ESCAPE.sub(r"\1", text)
     return text.encode("utf-8", "replace").decode("utf-8")
