@@ -7,8 +7,8 @@
 Sends BENCH_STAGES_BATCHES (default 20) batches of 500 generations shaped as
 bench/ingest.py sends them through the request's steps (JSON parse, records,
 batch_accept) and then the worker's (batch_expand), and prints the process CPU
-time of each step per span (SQLite's own work is in-process, so it is
-included; PostgreSQL's server time is not). Complements bench/ingest.py, whose
+time and the wall time of each step per span (SQLite's own work is in-process,
+so its CPU is included; PostgreSQL's server time shows only in the wall time). Complements bench/ingest.py, whose
 figures are wall-clock under concurrency.
 """
 
@@ -78,19 +78,21 @@ def run(generation, load) -> None:
         ]
         bodies.append(json.dumps({"generations": gens}).encode())
     stages = {"parse": 0.0, "records": 0.0, "accept": 0.0, "expand": 0.0}
+    walls = dict(stages)
     profiles = {name: cProfile.Profile() for name in stages}
     batch_ids = []
     print(f"{BATCHES} batches of {BATCH} generations, load before: {load()}", flush=True)
 
     def timed(name, fn, *args, **kwargs):
-        profile = profiles[name] if PROFILE in (name, "all") else None
-        started = time.process_time()
+        profile = profiles[name] if PROFILE in (name, "all") and not warm else None
+        started, wall = time.process_time(), time.perf_counter()
         if profile:
             profile.enable()
         result = fn(*args, **kwargs)
         if profile:
             profile.disable()
         stages[name] += time.process_time() - started
+        walls[name] += time.perf_counter() - wall
         return result
 
     def accept(spans, traces, scores):
@@ -101,7 +103,7 @@ def run(generation, load) -> None:
 
     for n, body in enumerate(bodies):
         warm = n == 0  # the first batch warms caches (prompt lookups, statements) and is not counted
-        before = dict(stages)
+        before, walls_before = dict(stages), dict(walls)
         document = timed("parse", json.loads, body)
         spans, traces, scores = timed("records", native_batch, document)
         batch = timed("accept", accept, spans, traces, scores)
@@ -109,13 +111,17 @@ def run(generation, load) -> None:
         timed("expand", ingest.batch_expand, batch_id=batch.pk)
         if warm:
             stages.update(before)
+            walls.update(walls_before)
     assert Span.objects.filter(project=project).count() == (BATCHES + 1) * BATCH
     assert Trace.objects.filter(project=project).count() == (BATCHES + 1) * BATCH
     spans_counted = BATCHES * BATCH
     total = sum(stages.values())
+    print("stage    CPU us/span  wall us/span")
     for name, seconds in stages.items():
-        print(f"{name:8s} {seconds / spans_counted * 1e6:8.1f} us/span")
-    print(f"{'total':8s} {total / spans_counted * 1e6:8.1f} us/span  (load after: {load()})")
+        print(f"{name:8s} {seconds / spans_counted * 1e6:11.1f} {walls[name] / spans_counted * 1e6:13.1f}")
+    wall_total = sum(walls.values())
+    per_span = (total / spans_counted * 1e6, wall_total / spans_counted * 1e6)
+    print(f"{'total':8s} {per_span[0]:11.1f} {per_span[1]:13.1f}  (load after: {load()})")
     if PROFILE:
         for name, profile in profiles.items():
             if PROFILE in (name, "all"):

@@ -176,13 +176,13 @@ def _scores_of_traces(project_id: int, trace_ids: list[str]) -> list[tuple]:
     the query (usually answered from the index with no row)."""
     table = connection.ops.quote_name(Score._meta.db_table)
     found: list[tuple] = []
+    sql = f"SELECT trace_id, span_id, name, value FROM {table} WHERE project_id = %s AND value IS NOT NULL AND "  # noqa: S608
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter
+            cursor.execute(f"{sql}trace_id = ANY(%s)", [project_id, trace_ids])
+            return cursor.fetchall()
         for ids in _chunks(trace_ids):
-            cursor.execute(
-                f"SELECT trace_id, span_id, name, value FROM {table} WHERE project_id = %s "  # noqa: S608
-                f"AND value IS NOT NULL AND trace_id IN ({', '.join(['%s'] * len(ids))})",
-                [project_id, *ids],
-            )
+            cursor.execute(f"{sql}trace_id IN ({', '.join(['%s'] * len(ids))})", [project_id, *ids])
             found += cursor.fetchall()
     return found
 

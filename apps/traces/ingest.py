@@ -435,10 +435,14 @@ def rows_write(
 
 
 def _select_in(sql: str, params: list[Any], ids: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of `sql` (ending in `IN`) for `ids`, 500 per statement, on a bare cursor: these reads run for
-    every batch with hundreds of ids, where building the ORM's IN lookup costs more than the query."""
+    """Rows of `sql` (ending in `IN`) for `ids` on a bare cursor (500 per statement on SQLite, one array on
+    PostgreSQL): these reads run for every batch with hundreds of ids, where building the ORM's IN lookup
+    (and psycopg's client-side binding of hundreds of parameters) costs more than the query."""
     found: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter: no query text built per id
+            cursor.execute(f"{sql[: -len('IN')]}= ANY(%s)", [*params, ids])
+            return cursor.fetchall()
         for chunk in _chunks(ids):
             cursor.execute(f"{sql} ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
             found += cursor.fetchall()
@@ -538,14 +542,15 @@ def traces_recompute(
                 if getattr(s, key):
                     from_spans[s.trace_id][key] = getattr(s, key)
     now = timezone.now()
-    rows: list[Any] = []
+    new_rows: list[Any] = []
     feedback = _feedback(project_id, trace_ids)
     for trace_id, rows_of in fresh.items():
         trace = _TraceRow(project_id, trace_id)
         _summarize(
             trace, rows_of, explicit.get(trace_id), from_spans.get(trace_id, {}), feedback.get(trace_id, []), now
         )
-        rows.append(trace)
+        new_rows.append(trace)
+    rows: list[Any] = []
     others = [t for t in trace_ids if t not in fresh]
     for ids in _chunks(others):
         with_row_here = ids if with_row is None else [t for t in ids if t in with_row]
@@ -573,14 +578,15 @@ def traces_recompute(
                 trace = _TraceRow(project_id, trace_id)
             _summarize(trace, rows_of, record, from_spans.get(trace_id, {}), feedback.get(trace_id, []), now)
             rows.append(trace)
-    if rows:
-        updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+    updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+    for batch_rows, conflict_free in ((new_rows, True), (rows, False)):
         bulk_insert_ignore(
             Trace._meta.db_table,
             TRACE_COLUMNS,
-            [_trace_columns(t) for t in rows],
+            [_trace_columns(t) for t in batch_rows],
             {"tags", "metadata", "flags"},
             on_conflict=f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {updated}",
+            conflict_free=conflict_free,
         )
 
 
