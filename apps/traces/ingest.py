@@ -300,10 +300,6 @@ def _prepare(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> 
     return prepared
 
 
-def _span_rows(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> list[tuple[Any, ...]]:
-    return _prepare(project_id, spans, batch_id).rows
-
-
 def _json(value: Any) -> str | None:
     return json_text(value)
 
