@@ -337,7 +337,7 @@ def bulk_insert_ignore(
         if connection.vendor == "postgresql":
             if conflict_free:
                 try:
-                    with transaction.atomic():
+                    with transaction.atomic(), connection.wrap_database_errors:  # psycopg's errors as Django's
                         with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
                             for row in rows:
                                 copy.write_row(encoded(row))

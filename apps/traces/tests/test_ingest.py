@@ -208,3 +208,15 @@ def test_the_payload_keeps_json_columns_encoded_once_and_they_read_back_as_sent(
     span = Span.objects.get()
     assert span.output == {"answer": "ok", "n": 3} and span.attributes == metadata
     assert span.output_text == "ok\n3"
+
+
+def test_a_write_told_no_key_clashes_still_writes_nothing_twice_when_one_does(project):
+    from django.db import transaction
+
+    trace_id = new_id()
+    spans, _traces, _scores = native_batch({"generations": [generation(trace_id, span_id="g1")]})
+    ingest.batch_expand(batch_id=_accept(project, {"generations": [generation(trace_id, span_id="g1")]}).pk)
+    rows = ingest._prepare(project.pk, spans, None).rows
+    with transaction.atomic():  # on PostgreSQL the straight COPY meets the stored key and falls back
+        ingest.bulk_insert_ignore(Span._meta.db_table, ingest.SPAN_COLUMNS, rows, set(), conflict_free=True)
+        assert Span.objects.count() == 1
