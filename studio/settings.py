@@ -155,8 +155,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
-        # The file broker is polled: every 0.1 s instead of kombu's 1 s, so queued batches start without a pause.
-        "polling_interval": 0.1,
+        # The file broker is polled: every 0.02 s instead of kombu's 1 s, so queued batches start without a pause.
+        # A worker whose processes are all busy also waits one interval before taking the next message: at 0.1 s
+        # that idled the ingest worker ~30% of the time under a backlog. An idle poll lists a folder (~20 us).
+        "polling_interval": 0.02,
     }
 else:
     # Longer than any task's hard time limit, so a slow task is never delivered twice.

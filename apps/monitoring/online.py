@@ -237,7 +237,7 @@ def on_written(written: Written) -> None:
     rules = _active_rules(written.project_id)
     if not rules:
         return
-    ids = _sample(written.project_id, rules, written.span_keys)
+    ids = _sample(written.project_id, rules, written.span_keys, written.generations)
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
 
@@ -258,14 +258,18 @@ def rule_backfill(*, rule: OnlineEvalRule, since: datetime, until: datetime | No
     return _sample(rule.project_id, [rule], keys) if keys else []
 
 
-def _sample(project_id: int, rules: list[OnlineEvalRule], span_keys: list[tuple[str, str]]) -> list[int]:
-    """Add a pending evaluation for each generation among `span_keys` that a rule matches and samples; their ids."""
+def _sample(
+    project_id: int, rules: list[OnlineEvalRule], span_keys: list[tuple[str, str]], known: list[dict] | None = None
+) -> list[int]:
+    """Add a pending evaluation for each generation among `span_keys` that a rule matches and samples; their ids.
+
+    `known`: those generations' stored values when the writer passed them (else they are read)."""
     from apps.prompts.models import Label, PromptVersion
     from apps.traces.models import Span
 
     wanted = set(span_keys)
-    gens = []
-    trace_ids = sorted({k[0] for k in span_keys})
+    gens = [] if known is None else [g for g in known if (g["trace_id"], g["span_id"]) in wanted]
+    trace_ids = sorted({k[0] for k in span_keys}) if known is None else []
     for start in range(0, len(trace_ids), 500):
         for gen in Span.objects.filter(
             project_id=project_id, trace_id__in=trace_ids[start : start + 500], kind="generation"

@@ -19,6 +19,10 @@ class Written:
     project_id: int
     span_keys: list[tuple[str, str]] = field(default_factory=list)  # (trace_id, span_id)
     score_ids: list[str] = field(default_factory=list)
+    # The new generation spans' stored values when the writer has them at hand (else None: listeners read
+    # them by `span_keys`): trace_id, span_id, prompt_version_id, prompt_label, model, start_time,
+    # duration_ms, status, input_tokens, output_tokens, cost, output_text.
+    generations: list[dict] | None = None
 
 
 Listener = Callable[[Written], None]

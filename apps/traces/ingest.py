@@ -18,8 +18,8 @@ summing without each other's spans; SQLite writes one transaction at a time.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
@@ -28,13 +28,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from apps.traces import hooks
 from apps.traces.models import BatchStatus, IngestBatch, Score, Span, Trace, TraceSettings
-from apps.traces.records import ScoreRecord, SpanRecord, TraceRecord, payload_dumps, payload_loads
+from apps.traces.records import ScoreRecord, SpanRecord, TraceRecord, json_text, payload_dumps, payload_loads
 from apps.traces.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -134,17 +134,25 @@ def enqueue(batch_id: int) -> None:
 
 
 def batch_expand(*, batch_id: int) -> bool:
-    """Write a pending batch's rows; False when it is gone or already done (running twice writes nothing twice)."""
+    """Write a pending batch's rows; False when it is gone or already done (running twice writes nothing twice).
+
+    The payload is read and turned into rows before the write transaction opens, so the transaction (on
+    SQLite, the one writer every accept waits for) only checks the batch, reads what is stored and writes.
+    """
+    found = IngestBatch.objects.filter(pk=batch_id, status=BatchStatus.PENDING).values_list("project_id", "payload")
+    found = found.first()
+    if found is None:
+        return False
+    project_id, payload = found
+    spans, traces, scores = payload_loads(payload)
+    prepared = _prepare(project_id, spans, batch_id)
     with transaction.atomic():
-        batch = (
-            IngestBatch.objects.select_for_update().filter(pk=batch_id, status=BatchStatus.PENDING).only("pk").first()
-        )
-        if batch is None:
+        if not IngestBatch.objects.select_for_update().filter(pk=batch_id, status=BatchStatus.PENDING).exists():
             return False
-        batch = IngestBatch.objects.get(pk=batch_id)
-        spans, traces, scores = payload_loads(batch.payload)
-        rows_write(project_id=batch.project_id, spans=spans, traces=traces, scores=scores, batch_id=batch.pk)
-        IngestBatch.objects.filter(pk=batch.pk).update(
+        rows_write(
+            project_id=project_id, spans=spans, traces=traces, scores=scores, batch_id=batch_id, _prepared=prepared
+        )
+        IngestBatch.objects.filter(pk=batch_id).update(
             status=BatchStatus.DONE, payload="", processed_at=timezone.now(), error=""
         )
     return True
@@ -162,8 +170,11 @@ def batch_failed(*, batch_id: int, error: str) -> None:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _dt(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def _resolve_prompts(project_id: int, spans: list[SpanRecord]) -> dict[tuple[str, int | None, str], tuple[Any, ...]]:
@@ -215,32 +226,82 @@ def _lock_traces(project_id: int, trace_ids: list[str]) -> None:
         cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(%s::bigint[]) AS k) AS keys", [keys])
 
 
-def _span_rows(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> list[tuple[Any, ...]]:
+class _Prepared:
+    """A write's span rows built before its transaction: the rows as the database takes them (JSON columns
+    encoded, times adapted), their keys, and per trace the fields a trace summary reads, in stored order."""
+
+    __slots__ = ("rows", "keys", "summaries", "generations")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.keys: list[tuple[str, str]] = []
+        self.summaries: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self.generations: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _prepare(project_id: int, spans: list[SpanRecord], batch_id: int | None) -> _Prepared:
+    """The span rows (the first of duplicate ids inside the batch wins, as the insert would keep it)."""
     resolved = _resolve_prompts(project_id, spans)
-    rows = []
+    sqlite = connection.vendor == "sqlite"
+    prepared = _Prepared()
+    rows, keys, summaries, generations = prepared.rows, prepared.keys, prepared.summaries, prepared.generations
     seen: set[tuple[str, str]] = set()
+    flags_json: dict[tuple[str, ...], str] = {}
+    no_link = (None, None, [])
     for s in spans:
-        if (s.trace_id, s.span_id) in seen:
+        key = (s.trace_id, s.span_id)
+        if key in seen:
             continue
-        seen.add((s.trace_id, s.span_id))
+        seen.add(key)
+        keys.append(key)
         version_id, number, flags = (
-            resolved[(s.prompt_name, s.prompt_version, s.prompt_label)] if s.prompt_name else (None, None, [])
+            resolved[(s.prompt_name, s.prompt_version, s.prompt_label)] if s.prompt_name else no_link
         )
+        if number is None:
+            number = s.prompt_version
+        flags_key = tuple(flags)
+        encoded_flags = flags_json.get(flags_key)
+        if encoded_flags is None:
+            encoded_flags = flags_json[flags_key] = _json(flags)
+        start, end = _EPOCH + timedelta(microseconds=s.start_us), _EPOCH + timedelta(microseconds=s.end_us)
+        duration = (s.end_us - s.start_us) / 1000
+        status = "error" if s.error else "ok"
+        cost = Decimal(str(s.cost)) if s.cost is not None else None
+        if sqlite:  # what Django's adapt_datetimefield_value writes: the naive UTC time, str()
+            start_db, end_db = str(start.replace(tzinfo=None)), str(end.replace(tzinfo=None))
+        else:
+            start_db, end_db = start, end
         rows.append(
             (
-                project_id, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, _dt(s.start_us), _dt(s.end_us),
-                (s.end_us - s.start_us) / 1000, "error" if s.error else "ok", s.status_message, s.provider, s.model,
-                s.operation, s.input, s.output, s.input_text, s.output_text, s.variables, s.input_tokens,
-                s.output_tokens, Decimal(str(s.cost)) if s.cost is not None else None, s.prompt_name,
-                number if number is not None else s.prompt_version, s.prompt_label, version_id, s.attributes,
-                flags, batch_id,
+                project_id, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, start_db, end_db, duration,
+                status, s.status_message, s.provider, s.model, s.operation, _json(s.input), _json(s.output),
+                s.input_text, s.output_text, _json(s.variables), s.input_tokens, s.output_tokens, cost,
+                s.prompt_name, number, s.prompt_label, version_id, _json(s.attributes), encoded_flags, batch_id,
             )
         )  # fmt: skip
-    return rows
+        # The fields traces_recompute reads from stored spans, in its SUMMARY_FIELDS order.
+        summaries[s.trace_id].append(
+            (
+                s.trace_id, s.parent_span_id, s.name, s.kind, start, end, status, s.model, s.input_tokens,
+                s.output_tokens, cost, s.prompt_name, number, s.prompt_label, version_id,
+                s.input_text[:TRACE_TEXT_CHARS], s.output_text[:TRACE_TEXT_CHARS], flags,
+            )
+        )  # fmt: skip
+        if s.kind == "generation":
+            generations[key] = {
+                "trace_id": s.trace_id, "span_id": s.span_id, "prompt_version_id": version_id,
+                "prompt_label": s.prompt_label, "model": s.model, "start_time": start, "duration_ms": duration,
+                "status": status, "input_tokens": s.input_tokens, "output_tokens": s.output_tokens, "cost": cost,
+                "output_text": s.output_text,
+            }  # fmt: skip
+    for rows_of in summaries.values():
+        if len(rows_of) > 1:
+            rows_of.sort(key=lambda r: r[4])  # stable: equal times keep the batch's order (the rows' ids)
+    return prepared
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return json_text(value)
 
 
 def bulk_insert_ignore(
@@ -250,16 +311,22 @@ def bulk_insert_ignore(
     json_columns: set[str],
     *,
     on_conflict: str = "ON CONFLICT DO NOTHING",
+    conflict_free: bool = False,
 ):
     """Insert rows, skipping (or, with `on_conflict`, updating) those whose unique key exists.
 
     COPY into a temporary table then one INSERT ... SELECT on PostgreSQL; `executemany` on SQLite.
+    `conflict_free` says the caller knows no row's key is stored (it read them under the traces' locks):
+    PostgreSQL then COPYs straight into the table (in a savepoint: should a key exist after all, the
+    temporary-table way runs instead).
     """
     if not rows:
         return
     json_at = [i for i, c in enumerate(columns) if c in json_columns]
 
     def encoded(row):
+        if not json_at:
+            return row
         row = list(row)
         for i in json_at:
             row[i] = _json(row[i])
@@ -268,6 +335,15 @@ def bulk_insert_ignore(
     column_list = ", ".join(columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            if conflict_free:
+                try:
+                    with transaction.atomic(), connection.wrap_database_errors:  # psycopg's errors as Django's
+                        with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row(encoded(row))
+                    return
+                except IntegrityError:
+                    logger.warning("COPY into %s met a stored key; inserting with %s instead", table, on_conflict)
             load = f"{table}_load"
             cursor.execute(
                 f"CREATE TEMP TABLE {load} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"  # noqa: S608
@@ -282,12 +358,21 @@ def bulk_insert_ignore(
         else:
             ops = connection.ops
             datetime_at = [i for i, r in enumerate(rows[0]) if isinstance(r, datetime)]
-            prepared = []
-            for row in rows:
-                row = encoded(row)
-                for i in datetime_at:
-                    row[i] = ops.adapt_datetimefield_value(row[i])
-                prepared.append(row)
+            if json_at or datetime_at:
+                prepared = []
+                for row in rows:
+                    row = list(row)
+                    for i in json_at:
+                        row[i] = _json(row[i])
+                    for i in datetime_at:
+                        value = row[i]
+                        if value is not None and value.tzinfo is UTC:  # as adapt_datetimefield_value writes it
+                            row[i] = str(value.replace(tzinfo=None))
+                        else:
+                            row[i] = ops.adapt_datetimefield_value(value)
+                    prepared.append(row)
+            else:
+                prepared = rows
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(
                 f"INSERT INTO {table} ({column_list}) VALUES ({marks}) {on_conflict}",  # noqa: S608
@@ -312,39 +397,83 @@ def rows_write(
     traces: list[TraceRecord] = (),
     scores: list[ScoreRecord] = (),
     batch_id: int | None = None,
+    _prepared: _Prepared | None = None,
 ) -> None:
     """Write the records' rows and recompute the summary of every trace they touch. Call inside a transaction."""
+    prepared = _prepared if _prepared is not None else _prepare(project_id, spans, batch_id)
     touched = sorted({s.trace_id for s in spans} | {t.trace_id for t in traces} | {s.trace_id for s in scores})
     _lock_traces(project_id, touched)
-    new_spans, new_scores = _not_yet_stored(project_id, spans, list(scores)) if hooks.listening() else ([], [])
-    bulk_insert_ignore(Span._meta.db_table, SPAN_COLUMNS, _span_rows(project_id, spans, batch_id), JSON_SPAN_COLUMNS)
+    # What is stored already, read once under the locks: the spans of the traces this write names (which of
+    # its spans are new; which traces had none) and which of the touched traces have a summary row.
+    stored_spans = _stored_span_keys(project_id, list(prepared.summaries))
+    with_spans = {trace_id for trace_id, _span_id in stored_spans}
+    with_row = _stored_trace_ids(project_id, touched)
+    new_spans = [k for k in prepared.keys if k not in stored_spans]
+    new_scores = _new_score_ids(project_id, list(scores)) if scores else []
+    bulk_insert_ignore(
+        Span._meta.db_table, SPAN_COLUMNS, prepared.rows, set(), conflict_free=len(new_spans) == len(prepared.keys)
+    )
     bulk_insert_ignore(Score._meta.db_table, SCORE_COLUMNS, _score_rows(project_id, list(scores)), set())
-    traces_recompute(project_id=project_id, trace_ids=touched, spans=spans, traces=list(traces))
-    if new_spans or new_scores:
-        hooks.notify(hooks.Written(project_id=project_id, span_keys=new_spans, score_ids=new_scores))
+    # A trace with neither stored spans nor a row is summed up from this write's spans alone (no re-read).
+    fresh = {
+        trace_id: rows_of
+        for trace_id, rows_of in prepared.summaries.items()
+        if trace_id not in with_spans and trace_id not in with_row
+    }
+    traces_recompute(
+        project_id=project_id, trace_ids=touched, spans=spans, traces=list(traces), fresh=fresh, with_row=with_row
+    )
+    if hooks.listening() and (new_spans or new_scores):
+        generations = [prepared.generations[k] for k in new_spans if k in prepared.generations]
+        hooks.notify(
+            hooks.Written(project_id=project_id, span_keys=new_spans, score_ids=new_scores, generations=generations)
+        )
 
 
-def _not_yet_stored(
-    project_id: int, spans: list[SpanRecord], scores: list[ScoreRecord]
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """The span keys and score ids of this write that are not stored yet (the traces' locks are held)."""
-    span_keys = list(dict.fromkeys((s.trace_id, s.span_id) for s in spans))
+def _select_in(sql: str, params: list[Any], ids: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (ending in `IN`) for `ids` on a bare cursor (500 per statement on SQLite, one array on
+    PostgreSQL): these reads run for every batch with hundreds of ids, where building the ORM's IN lookup
+    (and psycopg's client-side binding of hundreds of parameters) costs more than the query."""
+    found: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter: no query text built per id
+            cursor.execute(f"{sql[: -len('IN')]}= ANY(%s)", [*params, ids])
+            return cursor.fetchall()
+        for chunk in _chunks(ids):
+            cursor.execute(f"{sql} ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
+            found += cursor.fetchall()
+    return found
+
+
+def _stored_span_keys(project_id: int, trace_ids: list[str]) -> set[tuple[str, str]]:
+    sql = f"SELECT trace_id, span_id FROM {Span._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
+    return set(_select_in(sql, [project_id], trace_ids))
+
+
+def _stored_trace_ids(project_id: int, trace_ids: list[str]) -> set[str]:
+    sql = f"SELECT trace_id FROM {Trace._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
+    return {row[0] for row in _select_in(sql, [project_id], trace_ids)}
+
+
+def _feedback(project_id: int, trace_ids: list[str]) -> dict[str, list[float]]:
+    """The values of the feedback scores (not the studio's own) on each trace."""
+    sql = (
+        f"SELECT trace_id, value FROM {Score._meta.db_table} WHERE project_id = %s AND value IS NOT NULL "  # noqa: S608
+        "AND source <> %s AND trace_id IN"
+    )
+    feedback: dict[str, list[float]] = defaultdict(list)
+    for trace_id, value in _select_in(sql, [project_id, PROGRAM_SCORE_SOURCE], trace_ids):
+        feedback[trace_id].append(value)
+    return feedback
+
+
+def _new_score_ids(project_id: int, scores: list[ScoreRecord]) -> list[str]:
+    """The score ids of this write that are not stored yet."""
     score_ids = list(dict.fromkeys(s.score_id for s in scores))
-    stored_spans: set[tuple[str, str]] = set()
-    by_trace: dict[str, list[str]] = defaultdict(list)
-    for trace_id, span_id in span_keys:
-        by_trace[trace_id].append(span_id)
-    trace_ids = list(by_trace)
-    for ids in _chunks(trace_ids):
-        stored_spans.update(
-            Span.objects.filter(project_id=project_id, trace_id__in=ids).values_list("trace_id", "span_id")
-        )
-    stored_scores: set[str] = set()
+    stored: set[str] = set()
     for ids in _chunks(score_ids):
-        stored_scores.update(
-            Score.objects.filter(project_id=project_id, score_id__in=ids).values_list("score_id", flat=True)
-        )
-    return [k for k in span_keys if k not in stored_spans], [i for i in score_ids if i not in stored_scores]
+        stored.update(Score.objects.filter(project_id=project_id, score_id__in=ids).values_list("score_id", flat=True))
+    return [i for i in score_ids if i not in stored]
 
 
 def _chunks(items: list[str], size: int = 500):
@@ -352,8 +481,42 @@ def _chunks(items: list[str], size: int = 500):
         yield items[start : start + size]
 
 
+class _TraceRow:
+    """A trace summary row being built (a new row needs no Django model instance: only its column values)."""
+
+    __slots__ = TRACE_COLUMNS
+
+    def __init__(self, project_id: int, trace_id: str) -> None:
+        self.project_id, self.trace_id = project_id, trace_id
+        self.name = ""
+        self.start_time = self.end_time = self.cost = self.prompt_version_number = self.prompt_version_id = None
+        self.duration_ms = 0.0
+        self.status = "ok"
+        self.span_count = self.generation_count = self.input_tokens = self.output_tokens = 0
+        self.model = self.prompt_name = self.prompt_label = self.input_text = self.output_text = ""
+        self.user_id = self.session_id = self.environment = ""
+        self.tags, self.metadata, self.flags = [], {}, []
+        self.feedback_count = 0
+        self.feedback_mean = self.updated_at = None
+
+
+_trace_columns = operator.attrgetter(*TRACE_COLUMNS)
+
+SUMMARY_FIELDS = (
+    "trace_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status", "model", "input_tokens",
+    "output_tokens", "cost", "prompt_name", "prompt_version_number", "prompt_label", "prompt_version_id",
+    "short_in", "short_out", "flags",
+)  # fmt: skip
+
+
 def traces_recompute(
-    *, project_id: int, trace_ids: list[str], spans: list[SpanRecord] = (), traces: list[TraceRecord] = ()
+    *,
+    project_id: int,
+    trace_ids: list[str],
+    spans: list[SpanRecord] = (),
+    traces: list[TraceRecord] = (),
+    fresh: dict[str, list[tuple[Any, ...]]] | None = None,
+    with_row: set[str] | None = None,
 ) -> None:
     """Recompute the summary rows of `trace_ids` from their spans and scores (idempotent).
 
@@ -361,37 +524,46 @@ def traces_recompute(
     environment, tags, metadata, an explicit name) keep their stored value
     unless this batch names a new one. A trace with neither spans nor a trace
     record (feedback that came first) gets no row yet.
+
+    `fresh` maps traces the caller knows have no stored spans and no row (read under their locks) to
+    this write's spans of them (SUMMARY_FIELDS tuples in stored order): those are summed up without
+    reading anything back. `with_row`, when given, is the set of `trace_ids` that have a row.
     """
+    fresh = fresh or {}
     explicit = {t.trace_id: t for t in traces}
     from_spans: dict[str, dict[str, str]] = defaultdict(dict)
     for s in spans:
-        for key in ("user_id", "session_id", "environment"):
-            if getattr(s, key):
-                from_spans[s.trace_id][key] = getattr(s, key)
+        if s.user_id or s.session_id or s.environment:
+            for key in ("user_id", "session_id", "environment"):
+                if getattr(s, key):
+                    from_spans[s.trace_id][key] = getattr(s, key)
     now = timezone.now()
-    rows: list[Trace] = []
-    for ids in _chunks(trace_ids):
-        existing = {t.trace_id: t for t in Trace.objects.filter(project_id=project_id, trace_id__in=ids)}
+    new_rows: list[Any] = []
+    feedback = _feedback(project_id, trace_ids)
+    for trace_id, rows_of in fresh.items():
+        trace = _TraceRow(project_id, trace_id)
+        _summarize(
+            trace, rows_of, explicit.get(trace_id), from_spans.get(trace_id, {}), feedback.get(trace_id, []), now
+        )
+        new_rows.append(trace)
+    rows: list[Any] = []
+    others = [t for t in trace_ids if t not in fresh]
+    for ids in _chunks(others):
+        with_row_here = ids if with_row is None else [t for t in ids if t in with_row]
+        existing = (
+            {t.trace_id: t for t in Trace.objects.filter(project_id=project_id, trace_id__in=with_row_here)}
+            if with_row_here
+            else {}
+        )
         span_rows = defaultdict(list)
         for row in (
             Span.objects.filter(project_id=project_id, trace_id__in=ids)
             .annotate(short_in=Substr("input_text", 1, TRACE_TEXT_CHARS))
             .annotate(short_out=Substr("output_text", 1, TRACE_TEXT_CHARS))
-            .values_list(
-                "trace_id", "parent_span_id", "name", "kind", "start_time", "end_time", "status", "model",
-                "input_tokens", "output_tokens", "cost", "prompt_name", "prompt_version_number", "prompt_label",
-                "prompt_version_id", "short_in", "short_out", "flags",
-            )
+            .values_list(*SUMMARY_FIELDS)
             .order_by("start_time", "id")
-        ):  # fmt: skip
-            span_rows[row[0]].append(row)
-        feedback: dict[str, list[float]] = defaultdict(list)
-        for trace_id, value in (
-            Score.objects.filter(project_id=project_id, trace_id__in=ids, value__isnull=False)
-            .exclude(source=PROGRAM_SCORE_SOURCE)
-            .values_list("trace_id", "value")
         ):
-            feedback[trace_id].append(value)
+            span_rows[row[0]].append(row)
         for trace_id in ids:
             trace = existing.get(trace_id)
             record = explicit.get(trace_id)
@@ -399,17 +571,18 @@ def traces_recompute(
             if trace is None and record is None and not rows_of:
                 continue
             if trace is None:
-                trace = Trace(project_id=project_id, trace_id=trace_id)
+                trace = _TraceRow(project_id, trace_id)
             _summarize(trace, rows_of, record, from_spans.get(trace_id, {}), feedback.get(trace_id, []), now)
             rows.append(trace)
-    if rows:
-        updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+    updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in TRACE_COLUMNS[2:])
+    for batch_rows, conflict_free in ((new_rows, True), (rows, False)):
         bulk_insert_ignore(
             Trace._meta.db_table,
             TRACE_COLUMNS,
-            [tuple(getattr(t, c) for c in TRACE_COLUMNS) for t in rows],
+            [_trace_columns(t) for t in batch_rows],
             {"tags", "metadata", "flags"},
             on_conflict=f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {updated}",
+            conflict_free=conflict_free,
         )
 
 
@@ -429,7 +602,31 @@ def _summarize(trace: Trace, spans: list, record: TraceRecord | None, attrs: dic
             trace.metadata = {**(trace.metadata or {}), **record.metadata}
     for key, value in attrs.items():
         setattr(trace, key, value)
-    if spans:
+    if len(spans) == 1:  # most traces: the same sums as below, without the lists
+        s = spans[0]
+        generation = s[3] == "generation"
+        trace.start_time, trace.end_time = s[4], s[5]
+        trace.duration_ms = (s[5] - s[4]).total_seconds() * 1000
+        trace.status = "error" if s[6] == "error" else "ok"
+        trace.span_count = 1
+        trace.generation_count = 1 if generation else 0
+        trace.input_tokens, trace.output_tokens = s[8] or 0, s[9] or 0
+        trace.cost = s[10]
+        trace.model = s[7] if generation and s[7] else ""
+        if s[11]:
+            trace.prompt_name, trace.prompt_version_number, trace.prompt_label, trace.prompt_version_id = s[11:15]
+        else:
+            trace.prompt_name, trace.prompt_version_number, trace.prompt_label, trace.prompt_version_id = (
+                "",
+                None,
+                "",
+                None,
+            )
+        if not s[1] or not trace.name:
+            trace.name = s[2]
+        trace.input_text, trace.output_text = s[15] or "", s[16] or ""
+        trace.flags = sorted(set(s[17])) if s[17] else []
+    elif spans:
         root = next((s for s in spans if not s[1]), spans[0])
         generations = [s for s in spans if s[3] == "generation"]
         trace.start_time = min(s[4] for s in spans)

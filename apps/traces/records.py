@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -147,23 +147,73 @@ class ScoreRecord:
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+class JsonText(str):
+    """A value already encoded as JSON: the batch's payload keeps a span's JSON columns encoded once, at accept."""
+
+    __slots__ = ()
+
+
+# One encoder, built once (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_EMPTY = {list: JsonText("[]"), dict: JsonText("{}")}
+
+
+def json_text(value: Any) -> JsonText | None:
+    """`value` as the JSON text a JSON column stores (None stays SQL NULL); no NUL character."""
+    if value is None or value.__class__ is JsonText:
+        return value
+    if not value and value.__class__ in _EMPTY:
+        return _EMPTY[value.__class__]
+    text = _encode(value)
+    if "\\u0000" in text:
+        text = _NUL_ESCAPE.sub(r"\1", text)
+    return JsonText(text)
+
+
+SPAN_FIELDS = tuple(f.name for f in fields(SpanRecord))
+SPAN_JSON_FIELDS = ("input", "output", "variables", "attributes")
+_SPAN_JSON_AT = tuple(SPAN_FIELDS.index(name) for name in SPAN_JSON_FIELDS)
+PAYLOAD_VERSION = 2
+
+
 def payload_dumps(spans: list[SpanRecord], traces: list[TraceRecord], scores: list[ScoreRecord]) -> str:
-    """The records as JSON that every database stores: no NUL character, no lone surrogate (replaced by '?')."""
+    """The records as JSON that every database stores: no NUL character, no lone surrogate (replaced by '?').
+
+    A span is a list of its fields in SPAN_FIELDS order, its JSON columns already encoded (strings holding
+    JSON), so the task writes them as they are instead of decoding and encoding them again.
+    """
+    span_rows = []
+    for s in spans:
+        row = list(vars(s).values())
+        for i in _SPAN_JSON_AT:
+            row[i] = json_text(row[i])
+        span_rows.append(row)
     # vars(), not dataclasses.asdict(): the values are already plain JSON values, and asdict deep-copies them.
     document = {
-        "spans": [vars(s) for s in spans],
+        "v": PAYLOAD_VERSION,
+        "spans": span_rows,
         "traces": [vars(t) for t in traces],
         "scores": [vars(s) for s in scores],
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
-    text = _NUL_ESCAPE.sub(r"\1", text)
+    text = _encode(document)
+    if "\\u0000" in text:
+        text = _NUL_ESCAPE.sub(r"\1", text)
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def payload_loads(payload: str) -> tuple[list[SpanRecord], list[TraceRecord], list[ScoreRecord]]:
     document = json.loads(payload)
+    if document.get("v") == PAYLOAD_VERSION:
+        spans = []
+        for row in document["spans"]:
+            for i in _SPAN_JSON_AT:
+                if row[i] is not None:
+                    row[i] = JsonText(row[i])
+            spans.append(SpanRecord(*row))
+    else:  # a batch accepted before the payload kept spans as lists (version 1: one object per span)
+        spans = [SpanRecord(**s) for s in document.get("spans", [])]
     return (
-        [SpanRecord(**s) for s in document.get("spans", [])],
+        spans,
         [TraceRecord(**t) for t in document.get("traces", [])],
         [ScoreRecord(**s) for s in document.get("scores", [])],
     )

@@ -33,35 +33,58 @@ _NAMED_SECRET = re.compile(
 
 
 # Every secret pattern contains one of these (lower-cased); a text with none is not scanned further.
-_MARKERS = ("sk-", "ps_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "gsk_", "private key",
-            "key", "secret", "passw", "token", "bearer")  # fmt: skip
+# ("private key" is covered by "key".) A plain loop of `in` tests on the lower-cased text: faster than any()
+# over a generator, and than one alternation regex, which Python's engine tries position by position.
+_MARKERS = ("sk-", "ps_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "aiza", "hf_", "gsk_", "key",
+            "secret", "passw", "token", "bearer")  # fmt: skip
+
+
+def _has_marker(text: str) -> bool:
+    lowered = text.lower()
+    for marker in _MARKERS:
+        if marker in lowered:
+            return True
+    return False
 
 
 def mask_secrets(text: str) -> str:
-    if len(text) < 12:
-        return text
-    lowered = text.lower()
-    if not any(marker in lowered for marker in _MARKERS):
+    if len(text) < 12 or not _has_marker(text):
         return text
     text = _SECRETS.sub(SECRET_MASK, text)
     return _NAMED_SECRET.sub(lambda m: m.group(1) + SECRET_MASK, text)
 
 
 class Redactor:
-    """Applies one project's policy to every string of a value (dicts and lists walked, keys kept)."""
+    """Applies one project's policy to every string of a value (dicts and lists walked, keys kept).
+
+    The result for each distinct text is remembered for the redactor's life (one batch): a span's
+    searchable text is usually the very string of its messages, and roles and names repeat.
+    """
 
     def __init__(self, pii_mode: str = "off"):
         self.pii_mode = pii_mode
+        self._done: dict[str, str] = {}
 
     def text(self, text: str) -> str:
-        text = mask_secrets(text)
+        done = self._done.get(text)
+        if done is not None:
+            return done
+        result = mask_secrets(text)
         if self.pii_mode == "mask":
-            text, _counts = redact_text(text)
-        elif self.pii_mode == "drop" and find_pii(text):
-            return DROPPED
-        return text
+            result, _counts = redact_text(result)
+        elif self.pii_mode == "drop" and find_pii(result):
+            result = DROPPED
+        self._done[text] = result
+        return result
 
     def value(self, value: Any) -> Any:
+        kind = value.__class__
+        if kind is str:
+            return self.text(value)
+        if kind is list:
+            return [self.value(v) for v in value]
+        if kind is dict:
+            return {k: self.value(v) for k, v in value.items()}
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list):

@@ -100,3 +100,123 @@ def test_the_sweep_re_sends_a_lost_batch_once_per_interval(project):
     assert ingest.batches_requeue(older_than_seconds=60) == 0  # just re-sent
     ingest.batch_expand(batch_id=batch.pk)
     assert ingest.batches_requeue(older_than_seconds=0) == 0
+
+
+def _summaries(project):
+    columns = [c for c in ingest.TRACE_COLUMNS if c != "updated_at"]
+    return {row[1]: row for row in Trace.objects.filter(project=project).order_by("trace_id").values_list(*columns)}
+
+
+def test_a_summary_written_from_the_batch_equals_one_recomputed_from_the_stored_rows(project, released):
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import transaction
+
+    from apps.monitoring.models import HourlyRollup
+
+    base = datetime.now(UTC) - timedelta(hours=1)
+    split, dup, feedback_first, record_first, fresh = (new_id() for _ in range(5))
+    # Feedback and a trace record arrive before any span of their trace.
+    first = _accept(
+        project,
+        {
+            "traces": [{"id": record_first, "name": "checkout", "user_id": "u-7", "tags": ["vip"]}],
+            "scores": [{"id": "f1", "trace_id": feedback_first, "name": "thumbs", "value": False}],
+        },
+    )
+    ingest.batch_expand(batch_id=first.pk)
+    # A trace's generation before its root span (two batches); a batch repeating a span id.
+    second = _accept(
+        project,
+        {
+            "generations": [
+                generation(split, span_id="g1", parent_id="root", start=base + timedelta(seconds=2), output="first"),
+                generation(dup, span_id="g1", start=base, output="kept"),
+                generation(dup, span_id="g1", start=base + timedelta(seconds=9), output="a repeat, dropped"),
+                generation(feedback_first, span_id="g1", start=base, prompt={"name": "greet", "version": 2}),
+                generation(record_first, span_id="g1", start=base, prompt={"name": "nope", "version": 1}),
+                generation(
+                    fresh, span_id="g2", start=base + timedelta(seconds=1), prompt={"name": "greet", "version": 1}
+                ),
+                generation(fresh, span_id="g1", start=base, prompt={"name": "greet", "label": "staging"}),
+            ]
+        },
+    )
+    ingest.batch_expand(batch_id=second.pk)
+    third = _accept(
+        project,
+        {
+            "spans": [
+                {
+                    "id": "root",
+                    "trace_id": split,
+                    "name": "handle",
+                    "start_time": base.isoformat(),
+                    "end_time": (base + timedelta(seconds=5)).isoformat(),
+                }
+            ],  # fmt: skip
+            "generations": [generation(split, span_id="g2", parent_id="root", start=base + timedelta(seconds=3))],
+        },
+    )
+    ingest.batch_expand(batch_id=third.pk)
+
+    written = _summaries(project)
+    with transaction.atomic():  # every summary again, each read back from the stored spans and scores
+        ingest.traces_recompute(project_id=project.pk, trace_ids=sorted(written))
+    assert _summaries(project) == written
+    traces = {t.trace_id: t for t in Trace.objects.filter(project=project)}
+    assert (traces[split].span_count, traces[split].name, traces[split].generation_count) == (3, "handle", 2)
+    assert traces[split].duration_ms == 5000
+    assert traces[dup].span_count == 1 and traces[dup].output_text == "kept"
+    assert Span.objects.get(trace_id=dup).output_text == "kept"
+    assert (traces[feedback_first].feedback_count, traces[feedback_first].feedback_mean) == (1, 0.0)
+    assert traces[feedback_first].prompt_version_number == 2
+    assert (traces[record_first].user_id, traces[record_first].tags) == ("u-7", ["vip"])
+    assert traces[record_first].flags == ["unknown_prompt"]
+    assert (traces[fresh].span_count, traces[fresh].prompt_version_number) == (2, 2)  # staging points at v2
+    assert traces[fresh].start_time == base and traces[fresh].input_tokens == 24
+    assert sum(HourlyRollup.objects.values_list("count", flat=True)) == Span.objects.filter(kind="generation").count()
+
+
+def test_a_batch_accepted_before_the_payload_format_changed_still_expands(project, released):
+    import json
+
+    from django.utils import timezone
+
+    trace_id = new_id()
+    spans, _traces, _scores = native_batch(
+        {"generations": [generation(trace_id, prompt={"name": "greet", "version": 1})]}
+    )
+    old_payload = json.dumps({"spans": [vars(s) for s in spans], "traces": [], "scores": []})
+    now = timezone.now()
+    batch = IngestBatch.objects.create(
+        project=project, source="native", payload=old_payload, span_count=1, received_at=now, enqueued_at=now
+    )
+    assert ingest.batch_expand(batch_id=batch.pk) is True
+    span = Span.objects.get()
+    assert span.input == [{"role": "user", "content": "Where is my order 42?"}] and span.variables["question"]
+    assert span.prompt_version.number == 1 and Trace.objects.get().span_count == 1
+
+
+def test_the_payload_keeps_json_columns_encoded_once_and_they_read_back_as_sent(project):
+    trace_id = new_id()
+    metadata = {"nested": {"list": [1, 2.5, None, True], "text": "é ✓"}}
+    batch = _accept(
+        project, {"generations": [generation(trace_id, output={"answer": "ok", "n": 3}, metadata=metadata)]}
+    )
+    ingest.batch_expand(batch_id=batch.pk)
+    span = Span.objects.get()
+    assert span.output == {"answer": "ok", "n": 3} and span.attributes == metadata
+    assert span.output_text == "ok\n3"
+
+
+def test_a_write_told_no_key_clashes_still_writes_nothing_twice_when_one_does(project):
+    from django.db import transaction
+
+    trace_id = new_id()
+    spans, _traces, _scores = native_batch({"generations": [generation(trace_id, span_id="g1")]})
+    ingest.batch_expand(batch_id=_accept(project, {"generations": [generation(trace_id, span_id="g1")]}).pk)
+    rows = ingest._prepare(project.pk, spans, None).rows
+    with transaction.atomic():  # on PostgreSQL the straight COPY meets the stored key and falls back
+        ingest.bulk_insert_ignore(Span._meta.db_table, ingest.SPAN_COLUMNS, rows, set(), conflict_free=True)
+        assert Span.objects.count() == 1
