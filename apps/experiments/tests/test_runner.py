@@ -186,3 +186,34 @@ def test_a_hostile_template_fails_its_cells_within_the_render_limit(project, edi
     for cell in Cell.objects.filter(experiment=experiment):
         assert cell.status == CellStatus.FAILED and cell.error_kind == "bad_request"
         assert message in cell.error_message
+
+
+def test_a_claim_takes_each_cell_once_in_order_with_its_row(project, editor, simulated_endpoint):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=5)
+    services.experiment_start(experiment=experiment, actor=editor)
+    ids = list(Cell.objects.filter(experiment=experiment).order_by("position").values_list("pk", flat=True))
+
+    given = runner._claim(experiment.pk, "t-given", cell_ids=ids[3:])
+    assert [c.cell_id for c in given] == ids[3:]
+    assert [c.item_input for c in given] == [{"question": "what is item 3"}, {"question": "what is item 4"}]
+    assert given[0].expected == "what is item 3"
+    assert runner._claim(experiment.pk, "t-again", cell_ids=ids[3:]) == []  # held: not claimed twice
+
+    pending = runner._claim(experiment.pk, "t-pending", limit=2)
+    assert [c.cell_id for c in pending] == ids[:2]  # the experiment's order: by row
+    rest = runner._claim(experiment.pk, "t-rest", limit=10)
+    assert [c.cell_id for c in rest] == ids[2:3]
+    assert runner._claim(experiment.pk, "t-none", limit=10) == []
+    assert runner._claim(experiment.pk, "t-none", limit=10, expired=True) == []  # no claim has expired
+
+    Cell.objects.filter(pk=ids[0]).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+    taken_over = runner._claim(experiment.pk, "t-expired", limit=10, expired=True)
+    assert [c.cell_id for c in taken_over] == ids[:1]
+    assert Cell.objects.get(pk=ids[0]).claim_token == "t-expired"
+    tokens = dict(Cell.objects.filter(experiment=experiment).values_list("pk", "claim_token"))
+    assert [tokens[pk] for pk in ids] == ["t-expired", "t-pending", "t-rest", "t-given", "t-given"]
+    assert set(Cell.objects.filter(experiment=experiment).values_list("status", flat=True)) == {CellStatus.RUNNING}

@@ -23,7 +23,10 @@ Templates come from users. Two layers bound what one costs:
    the GIL of that worker only, never the caller's. A *plain* template (output,
    conditions, one level of ``for`` over the caller's data, attribute and item
    access, a short list of filters whose cost is linear) cannot do that: it
-   renders in-process, with the guards, without a process round trip.
+   renders in-process, with the guards, without a process round trip; one still
+   rendering after IN_PROCESS_SECONDS of its thread's CPU time (not the wall
+   clock: a busy process's other threads must not push a trivial render out)
+   finishes in a worker.
 
 Snippets. ``{% include "name@label" %}`` includes another prompt's text. The
 sandbox has no loader: the caller passes the texts in (``includes=``, a tree
@@ -54,7 +57,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +112,7 @@ class _Budget:
     max_chars: int
     shown_timeout: float  # the limit the user set, for the message
     range_steps: int = 0
+    clock: Callable[[], float] = time.monotonic  # what the deadline is read on (see _render_here)
 
 
 _budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
@@ -143,13 +147,20 @@ def _clock() -> float:
     return time.monotonic() - _collector.paused
 
 
+def _thread_clock() -> float:
+    """CPU seconds of this thread without the garbage collector's pauses: what a plain template's in-process
+    render costs itself. Waiting for the GIL while the process's other threads run (an experiment worker's
+    calls loop) does not count, so a trivial render on a busy worker is not sent to a render process."""
+    return time.thread_time() - _collector.paused
+
+
 def _time_limit_message(timeout: float) -> str:
     return f"rendering took longer than the time limit ({timeout * 1000:.0f} ms); simplify loops in the template"
 
 
 def _tick() -> None:
     budget = _budget.get()
-    if budget is not None and _clock() > budget.deadline:
+    if budget is not None and budget.clock() > budget.deadline:
         raise _OutOfTime(_time_limit_message(budget.shown_timeout))
 
 
@@ -933,9 +944,13 @@ def _render_here(
     max_chars: int,
     shown_timeout: float,
     include_key: str = "",
+    clock: Callable[[], float] = _clock,
 ) -> str:
-    """Render in this process with the in-process guards; every failure is a TemplateProblem."""
-    budget = _Budget(deadline=_clock() + timeout, max_chars=max_chars, shown_timeout=shown_timeout)
+    """Render in this process with the in-process guards; every failure is a TemplateProblem.
+
+    `clock` reads the deadline: the wall clock (without the collector's pauses) by default, the thread's
+    CPU time for the quick in-process try of a plain template."""
+    budget = _Budget(deadline=clock() + timeout, max_chars=max_chars, shown_timeout=shown_timeout, clock=clock)
     token = _budget.set(budget)
     try:
         template = _compile(source, include_key).template
@@ -1046,6 +1061,7 @@ def _render_all(
                         max_chars=max_chars,
                         shown_timeout=timeout,
                         include_key=composed,
+                        clock=_thread_clock if quick else _clock,
                     )  # fmt: skip
                 )
             return texts

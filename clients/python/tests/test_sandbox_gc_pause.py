@@ -65,3 +65,51 @@ def test_a_collector_pause_in_the_middle_of_a_render_does_not_count(slow_collect
 def test_the_same_wait_outside_the_collector_is_refused(in_process):
     with pytest.raises(sandbox.TemplateProblem, match="time limit"):
         sandbox.render("Support agent for {{ product }}.{{ product }}", {"product": _SleepsOnOutput()}, timeout=0.2)
+
+
+class _YieldsOnOutput:
+    """A value whose text representation gives the GIL away: the thread then waits while another one runs."""
+
+    def __str__(self) -> str:
+        time.sleep(0)
+        return "Acme"
+
+
+@pytest.fixture
+def busy_thread():
+    """Another thread of the process that holds the GIL as long as the interpreter lets it (an experiment worker's
+    calls loop), with a long switch interval, so a thread that gives the GIL away waits long for it."""
+    import sys
+    import threading
+
+    stop = threading.Event()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(PAUSE / 4)
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)], daemon=True)
+    spinner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+
+
+@pytest.fixture
+def no_render_pool():
+    pool = sandbox._the_pool
+    sandbox._the_pool = None
+    try:
+        yield
+    finally:
+        started, sandbox._the_pool = sandbox._the_pool, pool
+        for worker in started.idle if started else []:
+            worker.stop()
+
+
+def test_waiting_for_the_gil_does_not_send_a_plain_render_to_a_worker(busy_thread, no_render_pool):
+    # The quick in-process try of a plain template counts the thread's own CPU time: the 100 ms it waits for
+    # the GIL here would otherwise pass IN_PROCESS_SECONDS and start the render processes for one variable.
+    text = sandbox.render("Support agent for {{ product }}.", {"product": _YieldsOnOutput()}, timeout=2)
+    assert text == "Support agent for Acme."
+    assert sandbox._the_pool is None
