@@ -375,9 +375,13 @@ async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger
                 return
             try:
                 outcome.completion = await gateway.agenerate(
-                    job.target, messages=job.messages, prompt=job.prompt, params=job.params, stopped=stopped
+                    job.target,
+                    messages=job.messages,
+                    prompt=job.prompt,
+                    params=job.params,
+                    stopped=stopped,
+                    settle=lambda completion: ledger.add(completion.cost),
                 )
-                ledger.add(outcome.completion.cost)
             except gateway.CallNotStarted:
                 outcome.not_started = True
                 return

@@ -409,24 +409,35 @@ async def _run_async(
     timeout: float,
     max_retries: int,
     stopped: Callable[[], bool] | None = None,
+    settle: Callable[[Any, int, float, float], None] | None = None,
 ):
+    """The async twin of `_run_sync`. `settle(response, attempts, latency, total)` runs while the slot is still
+    held (its exceptions are not the call's: they are raised, never retried), so what it records (a budget's
+    spending) is seen by the next call that takes the slot."""
     limiter = limits.limiter()
     started = time.perf_counter()
     attempts = 0
     while True:
         attempts += 1
         attempt_started = None
+        settling = False
         try:
             async with limiter.aslot(target, wait=None, stopped=stopped):
                 attempt_started = time.perf_counter()
                 response = await asyncio.wait_for(call(), timeout=timeout + 5)
+                latency, total = time.perf_counter() - attempt_started, time.perf_counter() - started
+                if settle is not None:
+                    settling = True
+                    settle(response, attempts, latency, total)
         except Exception as exc:
+            if settling:
+                raise
             if attempt_started is None:
                 raise _slot_failed(target, what, started, attempts, exc, max_retries) from None
             error = classify(exc, target)
         else:
             _log_outcome(target, what, started, attempts, None)
-            return response, attempts, time.perf_counter() - attempt_started, time.perf_counter() - started
+            return response, attempts, latency, total
         await asyncio.sleep(_retry_delay(target, what, started, attempts, error, max_retries))
 
 
@@ -478,8 +489,12 @@ async def agenerate(
     timeout: float | None = None,
     max_retries: int | None = None,
     stopped: Callable[[], bool] | None = None,
+    settle: Callable[[Completion], None] | None = None,
 ) -> Completion:
-    """The async twin of `generate` (pass a Target built outside the event loop, or an endpoint)."""
+    """The async twin of `generate` (pass a Target built outside the event loop, or an endpoint).
+
+    `settle` is given the completion before its slot is freed: a caller that stops on a budget records the
+    cost there, so a call waiting for the slot cannot start before the spending is counted."""
     target = _resolve(endpoint)
     how, request = _prepare(target, messages, prompt, params)
     guard.check(target, request)
@@ -496,10 +511,15 @@ async def agenerate(
         def call():
             return litellm.atext_completion(model=_completion_model(target), **kwargs)
 
-    response, attempts, latency, total = await _run_async(
-        target, how, call, timeout=timeout, max_retries=retries, stopped=stopped
-    )
-    return _parse(target, how, response, request, attempts, latency, total)
+    completions: list[Completion] = []
+
+    def parsed(response: Any, attempts: int, latency: float, total: float) -> None:
+        completions.append(_parse(target, how, response, request, attempts, latency, total))
+        if settle is not None:
+            settle(completions[0])
+
+    await _run_async(target, how, call, timeout=timeout, max_retries=retries, stopped=stopped, settle=parsed)
+    return completions[0]
 
 
 def chat(endpoint: Any, messages: list[dict], **options: Any) -> Completion:

@@ -537,6 +537,10 @@ class Limiter:
             with condition:
                 condition.wait(delay)
             delay = min(delay * 1.5, POLL_SECONDS * 5)
+        if stopped is not None and stopped():  # it may have stopped (a budget spent) while this call waited
+            backend.release(key, token)
+            self._notify(key)
+            raise CallNotStarted(target.name)
         self._hold(backend, key, token)
         try:
             yield
@@ -578,6 +582,10 @@ class Limiter:
                     except TimeoutError:
                         pass
                     delay = min(delay * 1.5, POLL_SECONDS)
+        if stopped is not None and stopped():  # it may have stopped (a budget spent) while this call waited
+            await backend.arelease(key, token)
+            self._notify(key)
+            raise CallNotStarted(target.name)
         self._hold(backend, key, token)
         try:
             yield

@@ -106,3 +106,41 @@ def test_a_key_in_an_embedding_or_a_judge_prompt_is_refused_too(simulated_endpoi
             )
         )
     assert not sim_server.requests()
+
+
+# --- stopping: a budget spent while a call waits ---------------------------------------------------------
+
+
+def test_a_call_that_stopped_while_it_waited_does_not_start_when_the_slot_frees(simulated_endpoint, sim_server):
+    """The caller stops just as the slot frees (the call that held it spent the budget): the waiting call
+    gets the slot but must not start. Through the async door (experiments) and the sync one."""
+    endpoint = simulated_endpoint(max_concurrency=1)
+    target = gateway.Target.from_endpoint(endpoint)
+    for call in (
+        lambda stopped: run_async(
+            gateway.agenerate(target, messages=[{"role": "user", "content": "hi"}], stopped=stopped)
+        ),
+        lambda stopped: gateway.chat(endpoint, [{"role": "user", "content": "hi"}], stopped=stopped),
+    ):
+        holder, released = hold_slot_elsewhere(endpoint, 0.5)  # marks `released` just before it gives the slot back
+        with pytest.raises(gateway.CallNotStarted):
+            call(lambda released=released: bool(released))
+        holder.join()
+    assert not sim_server.requests()
+
+
+def test_settle_sees_the_completion_before_the_slot_is_free(simulated_endpoint, sim_server):
+    """What a budget records in `settle` is counted before a waiting call can take the only slot."""
+    endpoint = simulated_endpoint(max_concurrency=1, price_input_per_mtok=1_000_000)
+    target = gateway.Target.from_endpoint(endpoint)
+    other = limits.make_backend()
+    seen = []
+
+    def settle(completion):
+        seen.append((completion.cost, other.try_acquire(endpoint.pk, 1, "while-settling")))
+
+    completion = run_async(gateway.agenerate(target, messages=[{"role": "user", "content": "hi"}], settle=settle))
+    assert seen == [(completion.cost, False)] and completion.cost > 0  # the slot was still held
+    assert other.try_acquire(endpoint.pk, 1, "after")  # and free once the call returned
+    other.release(endpoint.pk, "after")
+    other.close()
