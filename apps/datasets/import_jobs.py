@@ -225,11 +225,13 @@ def import_run(*, job_id: int) -> ImportJob:
                 status=ImportStatus.DONE, version=version, dataset=dataset, finished_at=timezone.now(), error=""
             )
     except (importing.ImportProblem, DatasetError) as exc:
+        shutil.rmtree(_upload_dir(job), ignore_errors=True)  # before the job reads as finished
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED, error=str(exc), finished_at=timezone.now()
         )
     except Exception:
         logger.exception("Import %s failed", job.pk)
+        shutil.rmtree(_upload_dir(job), ignore_errors=True)
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED,
             error="The import failed on an unexpected error; nothing was saved. The server log has the details.",
