@@ -109,14 +109,23 @@ class _Statements:
         claim = f"UPDATE {table} SET {status} = %s, {token} = %s, {until} = %s, {c('started_at')} = %s WHERE "  # noqa: S608
         order = ", ".join(c(name.removesuffix("_id")) for name in cell.ordering)
         expired = f"{status} = %s AND {until} < %s"
+        # On PostgreSQL two pullers' subqueries would pick the same first rows: the second UPDATE waits for the
+        # first, then finds them taken and claims nothing, and its puller would stop as if nothing were
+        # pending. SKIP LOCKED hands it the next rows instead. The rows are chosen once (an ARRAY(...) is an
+        # InitPlan: a semi-join could run the locking subquery again and take more rows than its LIMIT).
+        # SQLite runs one writing statement at a time: nothing to skip there.
+        if vendor == "postgresql":
+            chosen, skip, end = f"{pk} = ANY(ARRAY(", " FOR UPDATE SKIP LOCKED", "))"
+        else:
+            chosen, skip, end = f"{pk} IN (", "", ")"
         # Names only (quoted by the backend); every value is a parameter.
         self.claim_pending = (
-            f"{claim}{pk} IN (SELECT {pk} FROM {table} WHERE {experiment} = %s AND {status} = %s "  # noqa: S608
-            f"ORDER BY {order} LIMIT %s) AND {status} = %s{back}"
+            f"{claim}{chosen}SELECT {pk} FROM {table} WHERE {experiment} = %s AND {status} = %s "  # noqa: S608
+            f"ORDER BY {order} LIMIT %s{skip}{end} AND {status} = %s{back}"
         )
         self.claim_expired = (
-            f"{claim}{pk} IN (SELECT {pk} FROM {table} WHERE {experiment} = %s AND {expired} "  # noqa: S608
-            f"ORDER BY {order} LIMIT %s) AND {expired}{back}"
+            f"{claim}{chosen}SELECT {pk} FROM {table} WHERE {experiment} = %s AND {expired} "  # noqa: S608
+            f"ORDER BY {order} LIMIT %s{skip}{end} AND {expired}{back}"
         )
         self.claim_given = f"{claim}{pk} IN ({{ids}}) AND {experiment} = %s AND ({status} = %s OR ({expired})){back}"
         self.claimed = f"SELECT {pk}, {c('variant')}, {c('item')} FROM {table} WHERE {token} = %s AND {status} = %s"  # noqa: S608

@@ -217,3 +217,43 @@ def test_a_claim_takes_each_cell_once_in_order_with_its_row(project, editor, sim
     tokens = dict(Cell.objects.filter(experiment=experiment).values_list("pk", "claim_token"))
     assert [tokens[pk] for pk in ids] == ["t-expired", "t-pending", "t-rest", "t-given", "t-given"]
     assert set(Cell.objects.filter(experiment=experiment).values_list("status", flat=True)) == {CellStatus.RUNNING}
+
+
+def test_two_pullers_claiming_at_once_each_get_cells(project, editor, simulated_endpoint):
+    """A claim whose rows another puller is claiming in an open transaction takes the next rows at once (on
+    PostgreSQL, where the second UPDATE would otherwise wait, find its rows taken, claim nothing and stop its
+    puller as if nothing were pending). SQLite writes one statement at a time: nothing to race there."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing statement at a time")
+    experiment = build_experiment(project, editor, [simulated_endpoint()], rows=6)
+    services.experiment_start(experiment=experiment, actor=editor)
+    first_claimed, go_on = threading.Event(), threading.Event()
+    got: dict[str, list[int]] = {}
+
+    def first_puller():
+        try:
+            with transaction.atomic():
+                got["first"] = [c.cell_id for c in runner._claim(experiment.pk, "t-first", limit=3)]
+                first_claimed.set()
+                go_on.wait(10)  # its rows stay locked until it commits
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first_puller)
+    thread.start()
+    assert first_claimed.wait(10)
+    second = threading.Thread(
+        target=lambda: got.update(second=[c.cell_id for c in runner._claim(experiment.pk, "t-second", limit=3)])
+    )
+    second.start()
+    second.join(5)
+    blocked = second.is_alive()
+    go_on.set()
+    thread.join(10)
+    second.join(10)
+    assert not blocked, "the second claim waited for the first one's locks"
+    assert len(got["first"]) == 3 and len(got["second"]) == 3 and not set(got["first"]) & set(got["second"])
