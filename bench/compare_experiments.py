@@ -39,21 +39,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         workdir = Path(tmp)
         setup_django(workdir)
-        from django.db import connection
+        from support.scratch import scratch_database  # bench/support/scratch.py
 
-        using_external_db = connection.vendor != "sqlite"
-        old_name = None
-        if using_external_db:
-            old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-        else:
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0, interactive=False)
-        try:
+        with scratch_database():
             run()
-        finally:
-            if using_external_db:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def _sentence(rng: random.Random) -> str:

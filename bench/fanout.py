@@ -266,18 +266,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         workdir = Path(tmp)
         setup_django(workdir)
-        from django.core.management import call_command
-        from django.db import connection
+        from support.scratch import scratch_database  # bench/support/scratch.py
 
-        external = connection.vendor != "sqlite"
-        old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True) if external else None
-        if not external:
-            call_command("migrate", verbosity=0, interactive=False)
-        try:
+        with scratch_database():
             run(workdir)
-        finally:
-            if external:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def run(workdir: Path) -> None:

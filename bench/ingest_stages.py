@@ -38,23 +38,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-stages-") as tmp:
         setup_django(Path(tmp))
-        from django.db import connection
+        from support.scratch import scratch_database  # bench/support/scratch.py
 
-        external = connection.vendor != "sqlite"
-        old_name = None
-        if external:
-            old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-        else:
-            from django.core.management import call_command
-
-            call_command("migrate", verbosity=0, interactive=False)
-        try:
+        with scratch_database():
             run(generation, load)
             print(f"database: {database_url().split('@')[-1]}")
-        finally:
-            connection.close()
-            if external:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def run(generation, load) -> None:

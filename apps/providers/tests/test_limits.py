@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_a_call_that_stopped_while_it_waited_does_not_start_when_the_slot_frees(
 
 def test_settle_sees_the_completion_before_the_slot_is_free(simulated_endpoint, sim_server):
     """What a budget records in `settle` is counted before a waiting call can take the only slot."""
-    endpoint = simulated_endpoint(max_concurrency=1, price_input_per_mtok=1_000_000)
+    endpoint = simulated_endpoint(max_concurrency=1, price_input_per_mtok=Decimal("100000"))
     target = gateway.Target.from_endpoint(endpoint)
     other = limits.make_backend()
     seen = []
