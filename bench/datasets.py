@@ -69,7 +69,7 @@ def run(workdir: Path) -> None:
     from django.db import transaction
 
     from apps.accounts.models import Project
-    from apps.datasets import importing, services
+    from apps.datasets import import_jobs, importing
     from apps.datasets.models import Dataset, DatasetItem, ImportJob, ImportStatus
 
     path = workdir / "bench.csv"
@@ -79,13 +79,13 @@ def run(workdir: Path) -> None:
     project = Project.objects.create(name="Bench", slug="bench")
 
     # The studio's import: upload (kept server-side), then the same import service the UI and the task run.
-    job = services.import_upload(
+    job = import_jobs.import_upload(
         project=project, actor=user, uploaded=SimpleUploadedFile("bench.csv", path.read_bytes()), dataset_name="bench"
     )
-    mapping = importing.guess_mapping(services.import_read(job=job, preview=True))
+    mapping = importing.guess_mapping(import_jobs.import_read(job=job, preview=True))
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.QUEUED, mapping=mapping)
     started = time.perf_counter()
-    job = services.import_run(job_id=job.pk)
+    job = import_jobs.import_run(job_id=job.pk)
     studio_seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert job.status == ImportStatus.DONE, job.error
