@@ -27,6 +27,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from apps.core.sql import select_in
 from apps.monitoring.models import (
     DailyLatencyRollup,
     DailyRollup,
@@ -202,16 +203,8 @@ def _scores_of_traces(project_id: int, trace_ids: list[str]) -> list[tuple]:
     this runs for every ingest batch with hundreds of trace ids, where the ORM's IN lookup costs more than
     the query (usually answered from the index with no row)."""
     table = connection.ops.quote_name(Score._meta.db_table)
-    found: list[tuple] = []
     sql = f"SELECT trace_id, span_id, name, value FROM {table} WHERE project_id = %s AND value IS NOT NULL AND "  # noqa: S608
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one array parameter
-            cursor.execute(f"{sql}trace_id = ANY(%s)", [project_id, trace_ids])
-            return cursor.fetchall()
-        for ids in _chunks(trace_ids):
-            cursor.execute(f"{sql}trace_id IN ({', '.join(['%s'] * len(ids))})", [project_id, *ids])
-            found += cursor.fetchall()
-    return found
+    return select_in(f"{sql}trace_id IN", [project_id], trace_ids)
 
 
 def on_written(written: Written) -> None:

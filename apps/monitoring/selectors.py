@@ -23,7 +23,7 @@ from apps.monitoring.models import (
     LatencyRollup,
     ScoreRollup,
 )
-from apps.monitoring.rollups import COST_UNIT, percentile
+from apps.monitoring.rollups import COST_UNIT, day_of, hour_of, percentile
 from apps.ratings.stats import Z95
 
 RANGES = {
@@ -171,14 +171,6 @@ def _scoped(qs, f: MetricFilters, scope: Scope):
     return qs
 
 
-def _hour_floor(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _day_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def _rows(hourly_model, daily_model, project_id: int, f: MetricFilters, scope: Scope) -> list:
     """The querysets that cover the range, each with its time bucket as `at`.
 
@@ -187,7 +179,7 @@ def _rows(hourly_model, daily_model, project_id: int, f: MetricFilters, scope: S
     sums are the same as the hourly rows' and a month reads about 30 rows per version, model and bucket
     instead of 720.
     """
-    start = _hour_floor(f.since)
+    start = hour_of(f.since)
 
     def hours(since: datetime, until: datetime):
         qs = hourly_model.objects.filter(project_id=project_id, hour__gte=since, hour__lt=until)
@@ -195,10 +187,10 @@ def _rows(hourly_model, daily_model, project_id: int, f: MetricFilters, scope: S
 
     if f.step != "day":
         return [hours(start, f.until)]
-    first_day = _day_floor(start)
+    first_day = day_of(start)
     if first_day < start:
         first_day += timedelta(days=1)
-    last_day = _day_floor(f.until)
+    last_day = day_of(f.until)
     if first_day >= last_day:
         return [hours(start, f.until)]
     days = daily_model.objects.filter(project_id=project_id, day__gte=first_day, day__lt=last_day)
@@ -442,7 +434,7 @@ def online_rule_summary(*, rule, days: int = 7, now: datetime | None = None) -> 
     sums = {
         row["name"]: row
         for row in ScoreRollup.objects.filter(
-            project_id=rule.project_id, prompt_id=rule.prompt_id, hour__gte=_hour_floor(since),
+            project_id=rule.project_id, prompt_id=rule.prompt_id, hour__gte=hour_of(since),
             name__in=[rule.score_name(e["name"]) for e in rule.evaluators],
         )
         .values("name")

@@ -32,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Substr
 from django.utils import timezone
 
+from apps.core.sql import select_in
 from apps.traces import hooks
 from apps.traces.models import BatchStatus, IngestBatch, Score, Span, Trace, TraceSettings
 from apps.traces.records import ScoreRecord, SpanRecord, TraceRecord, json_text, payload_dumps, payload_loads
@@ -430,29 +431,14 @@ def rows_write(
         )
 
 
-def _select_in(sql: str, params: list[Any], ids: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of `sql` (ending in `IN`) for `ids` on a bare cursor (500 per statement on SQLite, one array on
-    PostgreSQL): these reads run for every batch with hundreds of ids, where building the ORM's IN lookup
-    (and psycopg's client-side binding of hundreds of parameters) costs more than the query."""
-    found: list[tuple[Any, ...]] = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one array parameter: no query text built per id
-            cursor.execute(f"{sql[: -len('IN')]}= ANY(%s)", [*params, ids])
-            return cursor.fetchall()
-        for chunk in _chunks(ids):
-            cursor.execute(f"{sql} ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
-            found += cursor.fetchall()
-    return found
-
-
 def _stored_span_keys(project_id: int, trace_ids: list[str]) -> set[tuple[str, str]]:
     sql = f"SELECT trace_id, span_id FROM {Span._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
-    return set(_select_in(sql, [project_id], trace_ids))
+    return set(select_in(sql, [project_id], trace_ids))
 
 
 def _stored_trace_ids(project_id: int, trace_ids: list[str]) -> set[str]:
     sql = f"SELECT trace_id FROM {Trace._meta.db_table} WHERE project_id = %s AND trace_id IN"  # noqa: S608
-    return {row[0] for row in _select_in(sql, [project_id], trace_ids)}
+    return {row[0] for row in select_in(sql, [project_id], trace_ids)}
 
 
 def _feedback(project_id: int, trace_ids: list[str]) -> dict[str, list[float]]:
@@ -462,7 +448,7 @@ def _feedback(project_id: int, trace_ids: list[str]) -> dict[str, list[float]]:
         "AND source <> %s AND trace_id IN"
     )
     feedback: dict[str, list[float]] = defaultdict(list)
-    for trace_id, value in _select_in(sql, [project_id, PROGRAM_SCORE_SOURCE], trace_ids):
+    for trace_id, value in select_in(sql, [project_id, PROGRAM_SCORE_SOURCE], trace_ids):
         feedback[trace_id].append(value)
     return feedback
 
