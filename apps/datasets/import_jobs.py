@@ -184,6 +184,12 @@ def import_progress(job: ImportJob) -> dict[str, Any]:
     return data
 
 
+def _failed(job: ImportJob, error: str) -> None:
+    """Mark a run failed, its upload removed first (whoever sees the job finished finds no file left)."""
+    shutil.rmtree(_upload_dir(job), ignore_errors=True)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.FAILED, error=error, finished_at=timezone.now())
+
+
 def import_run(*, job_id: int) -> ImportJob:
     """Read, map and store the file as one version, all or nothing. The uploaded file is removed afterwards.
 
@@ -225,18 +231,10 @@ def import_run(*, job_id: int) -> ImportJob:
                 status=ImportStatus.DONE, version=version, dataset=dataset, finished_at=timezone.now(), error=""
             )
     except (importing.ImportProblem, DatasetError) as exc:
-        shutil.rmtree(_upload_dir(job), ignore_errors=True)  # before the job reads as finished
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportStatus.FAILED, error=str(exc), finished_at=timezone.now()
-        )
+        _failed(job, str(exc))
     except Exception:
         logger.exception("Import %s failed", job.pk)
-        shutil.rmtree(_upload_dir(job), ignore_errors=True)
-        ImportJob.objects.filter(pk=job.pk).update(
-            status=ImportStatus.FAILED,
-            error="The import failed on an unexpected error; nothing was saved. The server log has the details.",
-            finished_at=timezone.now(),
-        )
+        _failed(job, "The import failed on an unexpected error; nothing was saved. The server log has the details.")
         raise
     finally:
         shutil.rmtree(_upload_dir(job), ignore_errors=True)
