@@ -158,6 +158,28 @@ def cpu_seconds(workers: list[subprocess.Popen]) -> float:
     return total / ticks
 
 
+SERVICES = ("postgres", "redis-server")
+
+
+def service_cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by the machine's PostgreSQL and Redis servers, by name, from /proc:
+    the part of a cell's cost that the workers' own CPU time leaves out."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        name = head.split("(", 1)[1]
+        if name in totals:
+            fields = tail.split()  # its own time and its reaped children's (a backend that ended meanwhile)
+            totals[name] += sum(int(value) for value in fields[11:15]) / ticks
+    return totals
+
+
 def machine_busy() -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -346,12 +368,14 @@ def run(workdir: Path) -> None:
         server.reset()
         server.configure(latency_ms=LATENCY_MS, **faults())
         samples: list[int] = []
-        cpu_before, machine_before = cpu_seconds(workers), machine_busy()
+        cpu_before, machine_before, services_before = cpu_seconds(workers), machine_busy(), service_cpu_seconds()
         started = time.perf_counter()
         run_to_the_end(timed, samples)
         wall = time.perf_counter() - started
         cpu_ms = (cpu_seconds(workers) - cpu_before) * 1000
         machine = machine_busy()
+        services_after = service_cpu_seconds()
+        services_ms = {name: (services_after[name] - services_before[name]) * 1000 for name in SERVICES}
         if any(worker.poll() is not None for worker in workers):
             raise SystemExit("a worker died during the run: the figures would not be comparable")
         busy = (machine[0] - machine_before[0]) / max(machine[1] - machine_before[1], 1)
@@ -376,6 +400,11 @@ def run(workdir: Path) -> None:
     print(f"fanout_vs_litellm_floor: {wall / floor_seconds:.2f}")
     print(f"cells_per_second: {done / wall:.0f}")
     print(f"cpu_ms_per_cell: {cpu_ms / max(done, 1):.2f} (litellm floor: {floor_cpu * 1000 / CELLS:.2f})")
+    print(
+        "server_cpu_ms_per_cell: "
+        + ", ".join(f"{name} {ms / max(done, 1):.2f}" for name, ms in services_ms.items())
+        + " (the machine's servers, whoever used them)"
+    )
     print(f"mean_calls_in_flight: {sum(samples) / max(len(samples), 1):.1f} of {CONCURRENCY}")
     if os.environ.get("BENCH_TRACE"):
         step = max(len(samples) // 60, 1)

@@ -29,6 +29,7 @@ import queue
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -54,6 +55,11 @@ from apps.prompts.content import content_of, render_content
 from apps.providers import gateway
 
 logger = logging.getLogger(__name__)
+
+
+# A result waits at most this long to be written with the ones that arrive after it: one write for several
+# cells instead of one each (each write is a round trip, and its thread's wait for the GIL after it).
+WRITE_SECONDS = 0.1
 
 
 @dataclass
@@ -132,8 +138,31 @@ class _Statements:
         self.items = (
             f"SELECT {item_pk}, {item_input}, {item_expected} FROM {q(item.db_table)} WHERE {item_pk} IN ({{ids}})"  # noqa: S608
         )
+        # On PostgreSQL, where each statement is a round trip (and, in a busy worker, a wait for the GIL after
+        # it), a claim returns its rows' input and expected output too, and the finished cells of a write are
+        # one UPDATE from a VALUES list that returns the cells it changed: one round trip each.
+        self.one_trip = vendor == "postgresql"
         columns = ", ".join(f"{c(name)} = %s" for name in _DONE_COLUMNS)
         self.done = f"UPDATE {table} SET {columns} WHERE {pk} = %s AND {token} = %s AND {status} = %s"  # noqa: S608
+        if not self.one_trip:
+            return
+        joined = f"JOIN {q(item.db_table)} AS item ON item.{item_pk} = claimed.{c('item')}"
+        self.claim_pending, self.claim_expired, self.claim_given = (
+            f"WITH claimed AS ({statement}) SELECT claimed.{pk}, claimed.{c('variant')}, item.{item_input}, "  # noqa: S608
+            f"item.{item_expected} FROM claimed {joined}"
+            for statement in (self.claim_pending, self.claim_expired, self.claim_given)
+        )
+        # Each VALUES row: the cell's id and claim token, then the call's columns, each cast to its column's
+        # type (a list of parameters has no types of its own).
+        fields = [cell.pk, cell.get_field("claim_token"), *(cell.get_field(name) for name in _CALL_COLUMNS)]
+        self.done_row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
+        names = ", ".join(["id", "token", *_CALL_COLUMNS])
+        assigned = ", ".join(f"{c(name)} = v.{name}" for name in _CALL_COLUMNS)
+        self.done_values = (
+            f"UPDATE {table} SET {assigned}, {status} = %s, {c('finished_at')} = %s, {until} = NULL "  # noqa: S608
+            f"FROM (VALUES {{rows}}) AS v({names}) WHERE {table}.{pk} = v.id AND {table}.{token} = v.token "
+            f"AND {table}.{status} = %s RETURNING {table}.{pk}"
+        )
 
 
 def _sqlite_returns() -> bool:
@@ -190,6 +219,8 @@ def _claim(experiment_id: int, token: str, *, cell_ids: list[int] | None = None,
         params = [*claim, experiment_id, CellStatus.PENDING, limit, CellStatus.PENDING]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
+        if sql.one_trip:
+            return _claimed_cells(cursor.fetchall())
         if sql.returning:
             rows = cursor.fetchall()
         elif cursor.rowcount:
@@ -202,16 +233,24 @@ def _claim(experiment_id: int, token: str, *, cell_ids: list[int] | None = None,
         item_ids = list({item_id for _cell, _variant, item_id in rows})
         cursor.execute(sql.items.format(ids=_placeholders(len(item_ids))), item_ids)
         items = cursor.fetchall()
+    data = {pk: (raw_input, raw) for pk, raw_input, raw in items}
+    return _claimed_cells([(cell_id, variant_id, *data[item_id]) for cell_id, variant_id, item_id in rows])
+
+
+def _claimed_cells(rows: list[tuple]) -> list[Claimed]:
+    """Claimed cells from (cell, variant, raw input, raw expected) rows, by id (the order a test or a log
+    reads them in)."""
     input_field, expected_field = DatasetItem._meta.get_field("input"), DatasetItem._meta.get_field("expected")
-    data = {
-        pk: (
+    rows.sort(key=lambda row: row[0])
+    return [
+        Claimed(
+            cell_id,
+            variant_id,
             input_field.from_db_value(raw_input, None, connection),
             expected_field.from_db_value(raw, None, connection),
         )
-        for pk, raw_input, raw in items
-    }
-    rows.sort()  # the order a test or a log reads them in: by id
-    return [Claimed(cell_id, variant_id, *data[item_id]) for cell_id, variant_id, item_id in rows]
+        for cell_id, variant_id, raw_input, raw in rows
+    ]
 
 
 def _fail(cell_id: int, token: str, kind: str, message: str, attempts: int = 0) -> bool:
@@ -406,50 +445,68 @@ async def _run_jobs(jobs, configs, judges, results: queue.Queue, stopped, ledger
     await asyncio.gather(*(one(job) for job in jobs))
 
 
-_DONE_COLUMNS = (
-    "status", "request", "output", "finish_reason", "tokens_in", "tokens_out", "cost", "latency_ms", "attempts",
-    "provider_request_id", "finished_at", "claim_expires_at",
+# A finished call's columns, as _call_values gives them; then the claim's end.
+_CALL_COLUMNS = (
+    "request", "output", "finish_reason", "tokens_in", "tokens_out", "cost", "latency_ms", "attempts",
+    "provider_request_id",
 )  # fmt: skip
+_DONE_COLUMNS = ("status", *_CALL_COLUMNS, "finished_at", "claim_expires_at")
 
 
-def _done_rows(done: list[Outcome], now) -> list[list[Any]]:
-    """The parameters of the finished cells' UPDATE: plain values as they are, the JSON request, the cost and
-    the time through their fields (the time once for all)."""
-    field = Cell._meta.get_field
-    request, cost = field("request"), field("cost")
-    stamp = field("finished_at").get_db_prep_save(now, connection)
-    rows = []
-    for outcome in done:
-        call = outcome.completion
-        rows.append(
-            [
-                CellStatus.DONE,
-                request.get_db_prep_save(call.request, connection),
-                call.output.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
-                (call.finish_reason or "")[:40],
-                call.tokens_in,
-                call.tokens_out,
-                cost.get_db_prep_save(call.cost, connection),
-                call.latency_ms,
-                call.attempts,
-                (call.request_id or "")[:200],
-                stamp,
-                None,
-                outcome.cell_id,
-                outcome.token,
-                CellStatus.RUNNING,
-            ]
-        )
-    return rows
+def _call_values(outcome: Outcome) -> list[Any]:
+    """The _CALL_COLUMNS of a finished cell: plain values as they are, the JSON request and the cost through
+    their fields."""
+    call, field = outcome.completion, Cell._meta.get_field
+    return [
+        field("request").get_db_prep_save(call.request, connection),
+        call.output.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
+        (call.finish_reason or "")[:40],
+        call.tokens_in,
+        call.tokens_out,
+        field("cost").get_db_prep_save(call.cost, connection),
+        call.latency_ms,
+        call.attempts,
+        (call.request_id or "")[:200],
+    ]
+
+
+def _store_done(done: list[Outcome]) -> set[int]:
+    """Write the finished cells whose claims still hold; returns the ids of those written.
+
+    On PostgreSQL one UPDATE from a VALUES list, returning the rows it changed. Elsewhere one executemany of
+    an UPDATE guarded by the claim (the ORM's per-row query building cost more CPU than the call itself);
+    when fewer rows changed than were sent, the cells still showing their token as done are the ones written.
+    """
+    sql = _sql()
+    now = timezone.now()
+    stamp = Cell._meta.get_field("finished_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        if sql.one_trip:
+            params = [value for o in done for value in (o.cell_id, o.token, *_call_values(o))]
+            statement = sql.done_values.format(rows=", ".join([sql.done_row] * len(done)))
+            cursor.execute(statement, [CellStatus.DONE, stamp, *params, CellStatus.RUNNING])
+            return {pk for (pk,) in cursor.fetchall()}
+        rows = [[CellStatus.DONE, *_call_values(o), stamp, None, o.cell_id, o.token, CellStatus.RUNNING] for o in done]
+        cursor.executemany(sql.done, rows)
+        changed = cursor.rowcount
+    if changed == len(done):
+        return {o.cell_id for o in done}
+    ours = Cell.objects.filter(pk__in=[o.cell_id for o in done], status=CellStatus.DONE, finished_at=now)
+    tokens = dict(ours.values_list("pk", "claim_token"))
+    return {o.cell_id for o in done if tokens.get(o.cell_id) == o.token}
 
 
 def _write(outcomes: list[Outcome]) -> Decimal:
-    """Store each outcome whose cell its claim still holds; returns the cost added.
+    """Store each outcome whose cell its claim still holds, in one transaction; returns the cost added.
 
-    The finished cells are one executemany of an UPDATE guarded by the claim (the ORM's per-row
-    query building cost more CPU than the call itself); when fewer rows changed than were sent,
-    the cells still showing this batch's token as done are the ones it wrote.
-    """
+    Finished cells without scores are one statement: then no transaction is opened around it (on
+    PostgreSQL its BEGIN and COMMIT would be two more round trips)."""
+    one_statement = all(o.not_started or (o.error is None and not o.scores) for o in outcomes)
+    with nullcontext() if one_statement else transaction.atomic():
+        return _write_all(outcomes)
+
+
+def _write_all(outcomes: list[Outcome]) -> Decimal:
     done = [o for o in outcomes if not o.not_started and o.error is None]
     for outcome in outcomes:
         if not outcome.not_started and outcome.error is not None:
@@ -458,17 +515,8 @@ def _write(outcomes: list[Outcome]) -> Decimal:
     # not_started: still held by this puller; _settle_after_stop puts them back or cancels them.
     if not done:
         return Decimal(0)
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.executemany(_sql().done, _done_rows(done, now))
-        changed = cursor.rowcount
-    if changed != len(done):
-        ours = set(
-            Cell.objects.filter(pk__in=[o.cell_id for o in done], status=CellStatus.DONE, finished_at=now).values_list(
-                "pk", "claim_token"
-            )
-        )
-        done = [o for o in done if (o.cell_id, o.token) in ours]
+    written = _store_done(done)
+    done = [o for o in done if o.cell_id in written]
     scores = [
         Score(
             cell_id=outcome.cell_id,
@@ -556,6 +604,9 @@ class Puller:
         # in flight, and hand the rest of the experiment to a new message.
         claim_until = now + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
         next_check, next_renewal, next_expired = now + 1.0, now + self.lease / 4, now + self.lease / 3
+        # Results are written together, at most WRITE_SECONDS after the first of them arrived.
+        unwritten: list[Outcome] = []
+        write_by: float | None = None
         while True:
             free = self.window - self.in_flight
             if not nothing_pending and time.monotonic() > claim_until:
@@ -566,7 +617,7 @@ class Puller:
             if self.in_flight == 0 and (nothing_pending or self.stopped()):
                 break
             try:
-                outcome = self.results.get(timeout=0.25)
+                outcome = self.results.get(timeout=0.25 if write_by is None else max(write_by - time.monotonic(), 0))
             except queue.Empty:
                 outcome = None
                 if all(call.done() for call in self.calls) and self.results.empty() and self.in_flight:
@@ -575,11 +626,11 @@ class Puller:
             if outcome is not None:
                 arrived = self._take_arrived(outcome)
                 self.in_flight -= len(arrived)
-                with transaction.atomic():
-                    self.spent += _write(arrived)
-                if self.budget is not None and self.spent >= self.budget and not self.stop.is_set():
-                    self.stop.set()
-                    services.experiment_stop_for_budget(experiment_id=self.experiment_id, spent=self.spent)
+                unwritten.extend(arrived)
+                write_by = write_by or time.monotonic() + WRITE_SECONDS
+            if unwritten and (time.monotonic() >= write_by or self.in_flight == 0 or self.stop.is_set()):
+                self._write(unwritten)
+                unwritten, write_by = [], None
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 1.0
@@ -594,6 +645,8 @@ class Puller:
                 next_expired = now + self.lease / 3
                 if self.claim(limit=max(1, self.window - self.in_flight), expired=True):
                     nothing_pending = False
+        if unwritten:
+            self._write(unwritten)
         for call in self.calls:
             try:
                 call.result(timeout=30)
@@ -602,6 +655,12 @@ class Puller:
         _settle_after_stop(self.experiment_id, self.prefix)
         services.experiment_finish_if_done(experiment_id=self.experiment_id)
         return {"claimed": self.claimed, "called": self.called}
+
+    def _write(self, outcomes: list[Outcome]) -> None:
+        self.spent += _write(outcomes)
+        if self.budget is not None and self.spent >= self.budget and not self.stop.is_set():
+            self.stop.set()
+            services.experiment_stop_for_budget(experiment_id=self.experiment_id, spent=self.spent)
 
     def _hand_over(self) -> None:
         from apps.experiments.tasks import run_batch as run_batch_task
