@@ -16,6 +16,8 @@ workers). Prints:
 - cells per second, and the workers' CPU milliseconds per cell (their processes' CPU time during the run,
   from /proc; start-up excluded: a 100-cell experiment warms the workers first) beside the litellm
   floor's own CPU milliseconds per cell;
+- the CPU milliseconds per cell of the machine's PostgreSQL and Redis servers during the run (what the
+  workers' own figure leaves out; whoever else uses those servers is counted too);
 - the mean number of calls in flight at the server, and how busy the machine's CPUs were.
 
 Each worker runs as docker-compose starts one: prefork with two processes, two workers.
