@@ -169,9 +169,16 @@ class Deltas:
 
 
 def _upsert(model, key_fields: tuple[str, ...], sum_fields: tuple[str, ...], rows: list[tuple]) -> None:
-    """Add `rows` (project_id, prompt_id, *key, *sums) to the table: insert, or add to the row with the same key."""
+    """Add `rows` (project_id, prompt_id, *key, *sums) to the table: insert, or add to the row with the same key.
+
+    The rows go in the order of their keys, so two transactions adding to the same rows lock them in the same
+    order: one waits for the other instead of each holding a row the other needs (a deadlock, which PostgreSQL
+    ends by failing one of them).
+    """
     if not rows:
         return
+    keys = 2 + len(key_fields)
+    rows = sorted(rows, key=lambda row: row[:keys])
     table = connection.ops.quote_name(model._meta.db_table)
     q = connection.ops.quote_name
     columns = ("project_id", "prompt_id", *key_fields, *sum_fields)
