@@ -25,6 +25,9 @@ def test_a_rater_works_a_blind_queue_by_keyboard(page, login_page, project, edit
     login_page(raters[0])
     page.goto("/p/acme/ratings/")
     page.locator("#queues").get_by_role("link", name="Rate", exact=True).click()
+    # The keys work once the page's deferred script has run: a key pressed before it would be lost (seen on a
+    # busy CI machine, where the queue showed before its script ran).
+    page.wait_for_load_state("load")
     bar = page.get_by_role("progressbar", name="Your progress")
     assert bar.get_attribute("aria-valuenow") == "0"
     assert "HIDDEN" not in page.content()
