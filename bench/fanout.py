@@ -128,16 +128,26 @@ def start_workers(workdir: Path) -> list[subprocess.Popen]:
     return workers
 
 
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """A process's name and the fields after it in /proc/<pid>/stat (None once it has ended)."""
+    try:
+        head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+    except OSError:
+        return None
+    return head.split("(", 1)[1], tail.split()
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def _tree(pid: int) -> list[int]:
     """The process and its descendants (a prefork worker's pool children)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+    for child in _pids():
+        stat = _stat(child)
+        if stat is not None:
+            children.setdefault(int(stat[1][1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -146,18 +156,15 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _cpu_ticks(fields: list[str], *, children: bool = False) -> int:
+    """utime + stime, and with `children` the reaped children's cutime + cstime too."""
+    return sum(int(value) for value in fields[11 : 15 if children else 13])
+
+
 def cpu_seconds(workers: list[subprocess.Popen]) -> float:
     """CPU time (user + system) the workers' processes have used so far, read from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for worker in workers:
-        for pid in _tree(worker.pid):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    stats = [_stat(pid) for worker in workers for pid in _tree(worker.pid)]
+    return sum(_cpu_ticks(stat[1]) for stat in stats if stat is not None) / os.sysconf("SC_CLK_TCK")
 
 
 SERVICES = ("postgres", "redis-server")
@@ -165,20 +172,13 @@ SERVICES = ("postgres", "redis-server")
 
 def service_cpu_seconds() -> dict[str, float]:
     """CPU time (user + system) used so far by the machine's PostgreSQL and Redis servers, by name, from /proc:
-    the part of a cell's cost that the workers' own CPU time leaves out."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    the part of a cell's cost that the workers' own CPU time leaves out. A server's reaped children count too
+    (a PostgreSQL backend that ended during the run)."""
     totals = dict.fromkeys(SERVICES, 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            head, tail = (entry / "stat").read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        name = head.split("(", 1)[1]
-        if name in totals:
-            fields = tail.split()  # its own time and its reaped children's (a backend that ended meanwhile)
-            totals[name] += sum(int(value) for value in fields[11:15]) / ticks
+    for pid in _pids():
+        stat = _stat(pid)
+        if stat is not None and stat[0] in totals:
+            totals[stat[0]] += _cpu_ticks(stat[1], children=True) / os.sysconf("SC_CLK_TCK")
     return totals
 
 
